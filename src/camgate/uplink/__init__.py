@@ -1,0 +1,1 @@
+"""The uplink tunnel protocol: token codec, sans-I/O core, client and relay."""
