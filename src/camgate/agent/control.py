@@ -1,0 +1,68 @@
+"""The web server's line to the agent: a Unix socket in the data directory.
+
+The web server never holds a tunnel. After a write it pokes the agent ("reconcile") so
+the change takes effect at once instead of at the agent's next periodic pass, and
+``restart-gateway`` asks for the gateway's own tunnel to be restarted. One JSON object a
+line each way; the socket's file permissions keep other local users out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+
+from camgate import config
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "agent.sock"
+
+
+class AgentUnavailable(RuntimeError):
+    pass
+
+
+def socket_path() -> Path:
+    return config.data_dir() / SOCKET_NAME
+
+
+def send_command(command: str, timeout: float = 10.0) -> dict:
+    """Send one command and return the agent's answer; AgentUnavailable if it can't."""
+    path = socket_path()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(json.dumps({"command": command}).encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+    except FileNotFoundError:
+        raise AgentUnavailable("the agent is not running (no control socket)") from None
+    except ConnectionRefusedError:
+        raise AgentUnavailable("the agent is not running (control socket refused)") from None
+    except socket.timeout:
+        raise AgentUnavailable(f"the agent did not answer within {timeout:g} s") from None
+    except OSError as error:
+        raise AgentUnavailable(f"cannot reach the agent: {error.strerror or error}") from None
+    try:
+        answer = json.loads(reply)
+    except ValueError:
+        raise AgentUnavailable("the agent sent an unreadable answer") from None
+    if not isinstance(answer, dict):
+        raise AgentUnavailable("the agent sent an unreadable answer")
+    return answer
+
+
+def poke_agent() -> None:
+    """Ask for an immediate reconcile; harmless when the agent is down (it reconciles
+    everything when it starts)."""
+    try:
+        send_command("reconcile", timeout=2.0)
+    except AgentUnavailable as error:
+        log.info("agent not poked: %s", error)

@@ -1,0 +1,132 @@
+"""Camera serializers: the reference gateway's field names and shapes, with strict types.
+
+DRF's stock fields coerce ``"80"`` or ``true`` into a port and ``"yes"`` into a boolean;
+a VMS that sends the wrong type should hear about it, not have it guessed, so the
+fields below accept JSON's own types only.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from camgate.cameras import validation
+from camgate.cameras.models import Camera
+from camgate.uplink.tokens import try_decode_camid
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class PortField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be an integer port number (1-65535)."}
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=validation.PORT_MIN, max_value=validation.PORT_MAX, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class TunnelField(serializers.Field):
+    """The agent's report on this camera's tunnel (a camgate extension)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, camera: Camera):
+        status = camera.status
+        return status.as_dict() if status else None
+
+
+class CameraSerializer(serializers.ModelSerializer):
+    access_token = StrictCharField(required=False, allow_blank=True, trim_whitespace=True)
+    ip = StrictCharField(max_length=255)
+    http_port = PortField(required=False)
+    rtsp_port = PortField(required=False)
+    is_active = StrictBooleanField(required=False)
+    pid = serializers.IntegerField(read_only=True, allow_null=True)
+    serial = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255)
+    mac = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255)
+    rtsp_only = StrictBooleanField(required=False)
+    username = StrictCharField(required=False, allow_blank=True, max_length=255)
+    password = StrictCharField(
+        required=False, allow_blank=True, max_length=255, write_only=True, trim_whitespace=False
+    )
+    tunnel = TunnelField()
+
+    class Meta:
+        model = Camera
+        fields = [
+            "camera_id",
+            "access_token",
+            "ip",
+            "http_port",
+            "rtsp_port",
+            "is_active",
+            "pid",
+            "serial",
+            "mac",
+            "rtsp_only",
+            "username",
+            "password",
+            "tunnel",
+        ]
+        read_only_fields = ["camera_id"]
+
+    def validate_ip(self, value: str) -> str:
+        problem = validation.ip_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return validation.normalise_ip(value)
+
+    def validate_access_token(self, value: str) -> str:
+        problem = validation.access_token_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        camid = try_decode_camid(value)
+        if camid is not None:
+            others = Camera.objects.filter(camid=camid)
+            if self.instance is not None:
+                others = others.exclude(pk=self.instance.pk)
+            if others.exists():
+                raise serializers.ValidationError(
+                    f"A camera with camid {camid} already exists on this gateway."
+                )
+        return value
+
+
+class CameraDetailSerializer(CameraSerializer):
+    """GET /api/camera/<id>/ adds the token the tunnel really uses."""
+
+    local_token = serializers.CharField(read_only=True)
+
+    class Meta(CameraSerializer.Meta):
+        fields = CameraSerializer.Meta.fields[:2] + ["local_token"] + CameraSerializer.Meta.fields[2:]
+
+
+class RestartResultSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()

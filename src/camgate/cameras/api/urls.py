@@ -1,0 +1,18 @@
+"""API routes. Each path works with and without its trailing slash (no redirects:
+a redirect would drop a POST body)."""
+
+from django.urls import re_path
+
+from camgate.cameras.api import views
+
+ID = r"(?P<camera_id>[0-9]{1,18})"
+
+urlpatterns = [
+    re_path(r"^auth-token/?$", views.AuthTokenView.as_view(), name="api-auth-token"),
+    re_path(r"^cameras/?$", views.CameraListView.as_view(), name="api-cameras"),
+    re_path(r"^add-camera/?$", views.CameraAddView.as_view(), name="api-add-camera"),
+    re_path(rf"^cameras/{ID}/?$", views.CameraDeleteView.as_view(), name="api-delete-camera"),
+    re_path(rf"^edit-camera/{ID}/?$", views.CameraEditView.as_view(), name="api-edit-camera"),
+    re_path(rf"^camera/{ID}/?$", views.CameraDetailView.as_view(), name="api-camera"),
+    re_path(r"^restart/?$", views.RestartView.as_view(), name="api-restart"),
+]

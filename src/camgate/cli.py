@@ -1,0 +1,108 @@
+"""The `camgate` command.
+
+    camgate run   [--host H] [--port P]   everything on the embedded default
+    camgate web   [--host H] [--port P]   the web server (API + UI) alone
+    camgate <django management command>   e.g. `camgate migrate`, `camgate createsuperuser`
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "camgate.settings")
+
+log = logging.getLogger("camgate")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def _setup_django() -> None:
+    import django
+
+    django.setup()
+
+
+def prepare() -> None:
+    """Bring the data directory up to date: schema, admin account, warnings."""
+    _setup_django()
+    from django.core.management import call_command
+
+    from camgate.cameras.admin_bootstrap import bootstrap_admin, warn_if_default_password
+    from camgate import config
+
+    call_command("migrate", interactive=False, verbosity=0)
+    bootstrap_admin()
+    config.gateway_uuid()
+    warn_if_default_password()
+
+
+def _add_bind_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="camgate", description="Camera cloud gateway.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="web server and tunnels on the embedded default")
+    _add_bind_arguments(run)
+    web = commands.add_parser("web", help="the web server (API and UI) alone")
+    _add_bind_arguments(web)
+    web.add_argument("--workers", type=int, default=2)
+    web.add_argument("--no-prepare", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def run_web(host: str, port: int, workers: int = 2) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from camgate.wsgi import application
+
+    class _Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("graceful_timeout", 10)
+
+        def load(self):
+            return application
+
+    log.info("web server on http://%s:%s/", host, port)
+    _Server().run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    known = {"run", "web", "-h", "--help"}
+    if argv and argv[0] not in known:
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(["camgate", *argv])
+        return 0
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    if args.command == "web":
+        if not args.no_prepare:
+            prepare()
+        run_web(args.host, args.port, args.workers)
+        return 0
+    if args.command == "run":
+        from camgate.supervisor import run_all
+
+        prepare()
+        return run_all(args.host, args.port)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Settings read from the environment (and a `.env` file), and the data directory.
+
+One place for every knob, so the web server, the agent, the CLI and the settings page
+all agree on what is in effect and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from dotenv import load_dotenv
+
+# A .env in the working directory is read once; real environment variables win.
+load_dotenv(Path.cwd() / ".env", override=False)
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def data_dir() -> Path:
+    """Where the database and the gateway UUID live; never inside the code tree."""
+    configured = os.environ.get("CAMGATE_DATA_DIR")
+    path = Path(configured) if configured else Path(platformdirs.user_data_dir("camgate"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def gateway_uuid() -> str:
+    """The gateway's identity, created once and kept in the data directory.
+
+    It names the gateway's own tunnel (serial = password = UUID), so it must never
+    change across restarts or upgrades.
+    """
+    path = data_dir() / "gateway-uuid"
+    try:
+        return str(uuid.UUID(path.read_text().strip()))
+    except FileNotFoundError:
+        pass
+    new = str(uuid.uuid4())
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(new + "\n")
+    try:
+        # link() fails if another process won the race; then its UUID is the one.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return str(uuid.UUID(path.read_text().strip()))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting, for the README table and the settings page."""
+
+    name: str
+    default: str
+    help: str
+    secret: bool = False
+
+    @property
+    def from_environment(self) -> bool:
+        return self.name in os.environ
+
+    @property
+    def display_value(self) -> str:
+        value = os.environ.get(self.name, self.default)
+        if self.secret and value:
+            return "(set)"
+        return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CAMGATE_DATA_DIR", "per-user data dir", "Database (SQLite) and gateway UUID."),
+    Setting("CAMGATE_SECRET_KEY", "generated into the data dir", "Django secret key.", secret=True),
+    Setting("CAMGATE_DEBUG", "false", "Django debug pages; never on a real site."),
+    Setting("CAMGATE_ALLOWED_HOSTS", "*", "Comma-separated host names the web server answers."),
+    Setting("CAMGATE_TRUSTED_PROXIES", "127.0.0.1,::1", "Addresses whose X-Forwarded-* headers are trusted."),
+    Setting("CAMGATE_CSRF_TRUSTED_ORIGINS", "", "Extra origins allowed to POST forms (https://gw.example.com)."),
+    Setting("GATEWAY_ADMIN_USERNAME", "admin", "Admin user created at first start."),
+    Setting("GATEWAY_ADMIN_PASSWORD", "admin", "Its password at first start; change it.", secret=True),
+    Setting("CAMGATE_GATEWAY_NAME", "host name", "Name shown on the dashboard."),
+    Setting("CAMGATE_MAX_BODY_BYTES", "1048576", "Largest API request body accepted (413 above)."),
+)

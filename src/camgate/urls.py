@@ -1,0 +1,21 @@
+from django.http import JsonResponse
+from django.views.defaults import page_not_found, server_error
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+urlpatterns = [
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include("camgate.cameras.api.urls")),
+]
+
+
+def handler404(request, exception):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal error; see the gateway log."}, status=500)
+    return server_error(request)
