@@ -413,9 +413,9 @@ class TunnelClient:
     def _scheme(self, secure: str, plain: str) -> str:
         return secure if self.spec.tls else plain
 
-    def _ssl(self, secure: bool) -> ssl.SSLContext | bool | None:
+    def _ssl(self, secure: bool) -> ssl.SSLContext | bool:
         if not secure:
-            return None
+            return True  # aiohttp's default; ignored for plain http and ws
         if not self.spec.verify:
             return False
         context = ssl.create_default_context()

@@ -156,7 +156,9 @@ class TunnelSession:
         self._complaints = 0
         self.bytes_to_peer = 0  # D payload bytes sent on the WebSocket
         self.bytes_from_peer = 0  # D payload bytes received from the WebSocket
-        self.peak_buffered = 0  # largest recount of bytes waiting for sockets (for tests)
+        # High-water marks, so tests and diagnostics can check the bounds hold.
+        self.peak_connection_buffer = 0  # bytes waiting for one socket
+        self.peak_queued_to_websocket = 0
         self._stop = asyncio.Event()
 
     # --- public ------------------------------------------------------------
@@ -280,6 +282,8 @@ class TunnelSession:
         size = leg.buffered()
         self._buffered_estimate += size - leg.counted
         leg.counted = size
+        if size > self.peak_connection_buffer:
+            self.peak_connection_buffer = size
         if size > self.limits.per_connection:
             self._drop_slow(leg, f"{size} bytes waiting, over the {self.limits.per_connection}-byte bound")
 
@@ -313,7 +317,6 @@ class TunnelSession:
             leg.counted = leg.buffered()
             total += leg.counted
         self._buffered_estimate = total
-        self.peak_buffered = max(self.peak_buffered, total)
         return total
 
     # --- sockets -> WebSocket ------------------------------------------------
@@ -330,6 +333,8 @@ class TunnelSession:
             return
         self._out.append(message)
         self._out_bytes += len(message)
+        if self._out_bytes > self.peak_queued_to_websocket:
+            self.peak_queued_to_websocket = self._out_bytes
         self._out_ready.set()
         if not self._sources_paused and self._out_bytes > self.limits.to_websocket:
             self._sources_paused = True
