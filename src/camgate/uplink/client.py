@@ -1,0 +1,474 @@
+"""The gateway's side of one tunnel (uplink protocol, sections 2-4).
+
+A :class:`TunnelClient` keeps one device's tunnel up: it provisions a token by serial
+when it has none, asks the relay where to dial, opens the WebSocket, sends the hello
+and then carries frames (see :mod:`.session`) until the WebSocket closes, then starts
+again after a capped, jittered pause. What it is doing is always readable as a
+:class:`TunnelStatus`, and pushed to an ``on_status`` callback when it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import random
+import ssl
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import aiohttp
+
+from .protocol import AGENT_VERSION, LIMITS, SUBPROTOCOL, Forward, ProtocolError, build_hello, check_forwards
+from .session import FlowLimits, LivenessTimes, Role, TunnelSession
+from .tokens import AccessToken, InvalidToken, decode_access_token
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROVISIONING_URL = "https://camera.vxg.io"
+_MAX_MESSAGE = 1024 * 1024
+# The most a camgate relay may invite us to put in one D payload (its extension message).
+_MAX_PAYLOAD_OFFERED = 64 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class TunnelSpec:
+    """What one tunnel should be. Either ``token`` or ``serial`` + ``password`` is needed."""
+
+    key: str  # names the device in logs and status, e.g. "camera 12" or "gateway"
+    forwards: tuple[Forward, ...]
+    token: str = field(default="", repr=False)
+    serial: str = ""
+    password: str = field(default="", repr=False)
+    uplink: str | None = None  # "host" or "host:port", instead of the token's uplink
+    tls: bool = True
+    verify: bool = True
+    cafile: str | None = None  # extra CA to trust (a self-hosted relay's own CA)
+    provisioning_url: str = DEFAULT_PROVISIONING_URL
+    websocket_buffer_size: int = LIMITS.reference_payload
+    agent_version: str = AGENT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "forwards", check_forwards(self.forwards))
+        if not self.token and not self.serial:
+            raise ProtocolError(f"{self.key}: a tunnel needs a token or a serial to provision one")
+
+
+class TunnelState(str, enum.Enum):
+    CONNECTING = "connecting"  # working on it, or waiting to retry (see reason)
+    UP = "up"
+    FAILED = "failed"  # will not work until something changes (see reason, retry_at)
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class PublicEndpoint:
+    name: str
+    proxy_host: str
+    proxy_port: int
+
+
+@dataclass(frozen=True)
+class TunnelStatus:
+    key: str
+    state: TunnelState = TunnelState.CONNECTING
+    reason: str = ""
+    since: float = field(default_factory=time.time)  # when state or reason last changed
+    retry_at: float | None = None  # wall-clock time of the next attempt, if one is planned
+    last_error: str = ""  # why the last attempt failed; cleared when the tunnel comes up
+    camid: int | None = None
+    local_token: str = field(default="", repr=False)  # the token provisioning gave us
+    # Public ports the relay gave the forwards (only a camgate relay says); kept when the
+    # tunnel goes down because they are stable, but reachable only while state is up.
+    endpoints: tuple[PublicEndpoint, ...] = ()
+    open_connections: int = 0
+    bytes_to_cloud: int = 0  # D payload bytes, all connections, since the client started
+    bytes_from_cloud: int = 0
+    tunnels_opened: int = 0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Pause before reconnecting: 1-5 s like the reference agent, growing to ``cap``."""
+
+    first: tuple[float, float] = (1.0, 5.0)
+    cap: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        low, high = self.first
+        if failures <= 1:
+            return random.uniform(low, high)
+        top = min(self.cap, high * 2 ** (failures - 1))
+        return random.uniform(max(low, top / 2), top)
+
+
+@dataclass(frozen=True)
+class SlowRetry:
+    """Retrying an answer that will not change soon (no token registered for a serial):
+    every ``every`` seconds for ``for_`` seconds, then every ``then``."""
+
+    every: float = 60.0
+    for_: float = 300.0
+    then: float = 3600.0
+
+    def delay(self, waited: float) -> float:
+        return self.every if waited < self.for_ else self.then
+
+
+class _Retry(Exception):
+    """This attempt failed; try again after a backoff."""
+
+
+class _NotProvisioned(Exception):
+    pass
+
+
+class _Fatal(Exception):
+    """Retrying will not help (an invalid token); ``slow`` says whether to try slowly anyway."""
+
+    def __init__(self, reason: str, slow: bool = False) -> None:
+        super().__init__(reason)
+        self.slow = slow
+
+
+class TunnelClient:
+    def __init__(
+        self,
+        spec: TunnelSpec,
+        *,
+        on_status: Callable[[TunnelStatus], None] | None = None,
+        backoff: Backoff = Backoff(),
+        slow_retry: SlowRetry = SlowRetry(),
+        limits: FlowLimits = FlowLimits(),
+        liveness: LivenessTimes = LivenessTimes(),
+        http_timeout: float = 20.0,
+    ) -> None:
+        self.spec = spec
+        self._on_status = on_status
+        self._backoff = backoff
+        self._slow_retry = slow_retry
+        self._limits = limits
+        self._liveness = liveness
+        self._http_timeout = http_timeout
+        self._status = TunnelStatus(key=spec.key)
+        self._session: TunnelSession | None = None
+        self._bytes_to = 0
+        self._bytes_from = 0
+        self._main: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._label = f"tunnel {spec.key}"
+
+    # --- public ------------------------------------------------------------------
+
+    @property
+    def status(self) -> TunnelStatus:
+        session = self._session
+        if session is None:
+            return replace(self._status, open_connections=0, bytes_to_cloud=self._bytes_to,
+                           bytes_from_cloud=self._bytes_from)
+        return replace(
+            self._status,
+            open_connections=session.open_connections,
+            bytes_to_cloud=self._bytes_to + session.bytes_to_peer,
+            bytes_from_cloud=self._bytes_from + session.bytes_from_peer,
+        )
+
+    @property
+    def session(self) -> TunnelSession | None:
+        """The live tunnel's session, if it is up (for diagnostics and tests)."""
+        return self._session
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None or self._task.done():
+            self._stopping = False
+            self._task = asyncio.create_task(self.run(), name=self._label)
+        return self._task
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._main is not None:
+            self._main.cancel()
+        if self._task is not None:
+            await asyncio.wait([self._task])
+        elif self._main is not None:
+            await asyncio.wait([self._main])
+
+    async def run(self) -> None:
+        """Keep the tunnel up until :meth:`stop`, or until it cannot work (state failed)."""
+        main = asyncio.create_task(self._keep_up(), name=f"{self._label} main")
+        self._main = main
+        try:
+            await asyncio.wait([main])
+        finally:
+            if not main.done():
+                main.cancel()
+                await asyncio.wait([main])
+            if main.cancelled() or self._status.state is not TunnelState.FAILED:
+                self._set(TunnelState.STOPPED, "stopped" if self._stopping else self._status.reason)
+        if not main.cancelled() and main.exception() is not None:
+            raise main.exception()  # type: ignore[misc]
+
+    # --- the loop ----------------------------------------------------------------
+
+    async def _keep_up(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, connect=self._http_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            failures = 0
+            slow_since: float | None = None
+            while True:
+                started = time.monotonic()
+                try:
+                    token = await self._get_token(http)
+                    domain, path = await self._find_endpoint(http, token)
+                    await self._carry(http, token, domain, path)
+                    up_for = time.monotonic() - started
+                    failures = 0 if up_for >= self._backoff.cap else failures + 1
+                    slow_since = None
+                    delay = self._backoff.delay(max(failures, 1))
+                    self._set(TunnelState.CONNECTING, "tunnel closed", delay)
+                except _Retry as exc:
+                    failures += 1
+                    slow_since = None
+                    delay = self._backoff.delay(failures)
+                    self._set(TunnelState.CONNECTING, str(exc), delay)
+                except (_NotProvisioned, _Fatal) as exc:
+                    if isinstance(exc, _Fatal) and not exc.slow:
+                        self._set(TunnelState.FAILED, str(exc))
+                        log.error("%s: %s; not retrying", self._label, exc)
+                        return
+                    now = time.monotonic()
+                    slow_since = now if slow_since is None else slow_since
+                    delay = self._slow_retry.delay(now - slow_since)
+                    reason = str(exc) if isinstance(exc, _Fatal) else "not provisioned"
+                    self._set(TunnelState.FAILED, reason, delay)
+                log.info("%s: %s; next attempt in %.1fs", self._label, self._status.reason, delay)
+                await asyncio.sleep(delay)
+
+    async def _get_token(self, http: aiohttp.ClientSession) -> AccessToken:
+        """A decoded token: the configured one, or one provisioned by serial (step 2)."""
+        if self.spec.token:
+            raw = self.spec.token
+        else:
+            raw = await self._provision(http)
+        try:
+            token = decode_access_token(raw)
+        except InvalidToken as exc:
+            if self.spec.token:
+                raise _Fatal(f"invalid token: {exc}") from None
+            raise _Retry(f"provisioning gave an unusable token: {exc}") from None
+        if self._status.camid != token.camid:
+            self._status = replace(self._status, camid=token.camid)
+        return token
+
+    async def _provision(self, http: aiohttp.ClientSession) -> str:
+        url = self.spec.provisioning_url.rstrip("/") + "/v1/token"
+        self._set(TunnelState.CONNECTING, "provisioning")
+        try:
+            async with http.get(
+                url,
+                params={"serial_id": self.spec.serial.upper()},
+                headers={"Authorization": self.spec.password.upper()},
+                ssl=self._ssl(url.startswith("https:")),
+                timeout=aiohttp.ClientTimeout(total=self._http_timeout),
+            ) as resp:
+                if resp.status == 401:
+                    raise _NotProvisioned()
+                if 400 <= resp.status < 500:
+                    raise _Fatal(f"provisioning refused: HTTP {resp.status}")
+                if resp.status != 200:
+                    raise _Retry(f"provisioning service error: HTTP {resp.status}")
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _Retry(f"provisioning service unreachable: {_describe(exc)}") from None
+        except ValueError:
+            raise _Retry("provisioning service sent no JSON") from None
+        raw = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(raw, str) or not raw:
+            raise _Retry("provisioning reply has no access_token")
+        if raw != self._status.local_token:
+            self._status = replace(self._status, local_token=raw)
+            self._notify()
+        return raw
+
+    async def _find_endpoint(self, http: aiohttp.ClientSession, token: AccessToken) -> tuple[str, str]:
+        """Step 3: ask the relay's API which host and path to dial."""
+        uplink = self.spec.uplink or token.uplink
+        if not uplink:
+            raise _Fatal("the token names no uplink and none is configured")
+        url = f"{self._scheme('https', 'http')}://{_with_port(uplink, self._default_port)}/api/ws-endpoint"
+        self._set(TunnelState.CONNECTING, "finding the relay")
+        try:
+            async with http.get(
+                url,
+                headers={"Authorization": token.raw},
+                ssl=self._ssl(self.spec.tls),
+                timeout=aiohttp.ClientTimeout(total=self._http_timeout),
+            ) as resp:
+                if resp.status == 403:
+                    raise self._invalid_token()
+                if resp.status != 200:
+                    raise _Retry(f"relay error: HTTP {resp.status} from ws-endpoint")
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+        except ValueError:
+            raise _Retry("relay's ws-endpoint sent no JSON") from None
+        domain = body.get("domain") if isinstance(body, dict) else None
+        path = body.get("path") if isinstance(body, dict) else None
+        if not isinstance(domain, str) or not domain or not isinstance(path, str):
+            raise _Retry("relay's ws-endpoint reply has no domain and path")
+        return domain, path if path.startswith("/") else "/" + path
+
+    async def _carry(self, http: aiohttp.ClientSession, token: AccessToken, domain: str, path: str) -> None:
+        """Step 4: open the WebSocket, send the hello and carry frames until it closes."""
+        url = f"{self._scheme('wss', 'ws')}://{_with_port(domain, self._default_port)}{path}"
+        self._set(TunnelState.CONNECTING, "opening the tunnel")
+        try:
+            ws = await http.ws_connect(
+                url,
+                protocols=(SUBPROTOCOL,),
+                headers={"Authorization": token.raw},
+                autoping=False,  # the session answers pings itself, to see pongs
+                max_msg_size=_MAX_MESSAGE,
+                ssl=self._ssl(self.spec.tls),
+                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 403:
+                raise self._invalid_token() from None
+            raise _Retry(f"relay refused the tunnel: HTTP {exc.status}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+        session = TunnelSession(
+            ws,
+            role=Role.CLIENT,
+            label=self._label,
+            send_payload_max=self.spec.websocket_buffer_size,
+            forwards=self.spec.forwards,
+            limits=self._limits,
+            liveness=self._liveness,
+            on_text=self._on_relay_text,
+        )
+        try:
+            await ws.send_str(
+                build_hello(self.spec.forwards, self.spec.websocket_buffer_size, self.spec.agent_version)
+            )
+            self._session = session
+            self._status = replace(self._status, tunnels_opened=self._status.tunnels_opened + 1, endpoints=())
+            self._set(TunnelState.UP, "")
+            log.info("%s: tunnel up to %s", self._label, domain)
+            await session.run()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _Retry(f"tunnel lost: {_describe(exc)}") from None
+        finally:
+            self._session = None
+            self._bytes_to += session.bytes_to_peer
+            self._bytes_from += session.bytes_from_peer
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 2)
+        if ws.close_code not in (None, 1000, 1001):
+            reason = ws.close_code
+            raise _Retry(f"relay closed the tunnel (code {reason})")
+
+    def _on_relay_text(self, text: str) -> None:
+        # A camgate relay says which public ports it gave us and how large a D payload
+        # it takes. The reference relay sends nothing; anything else is ignored.
+        try:
+            data: Any = json.loads(text)
+        except ValueError:
+            log.debug("%s: TEXT from relay ignored (not JSON)", self._label)
+            return
+        if not isinstance(data, dict) or data.get("camgate") != 1:
+            log.debug("%s: TEXT from relay ignored", self._label)
+            return
+        offered = data.get("max_payload")
+        session = self._session
+        if session is not None and isinstance(offered, int) and not isinstance(offered, bool) and offered > 0:
+            session.send_payload_max = max(self.spec.websocket_buffer_size, min(offered, _MAX_PAYLOAD_OFFERED))
+        endpoints = []
+        for item in data.get("forwards", ()):
+            try:
+                endpoints.append(PublicEndpoint(str(item["name"]), str(item["proxy_host"]), int(item["proxy_port"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        self._status = replace(self._status, endpoints=tuple(endpoints))
+        self._notify()
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _invalid_token(self) -> _Fatal:
+        # A provisioned token may be replaced at the provisioning service: ask again,
+        # slowly. A configured one cannot change by itself: stop.
+        return _Fatal("invalid token", slow=not self.spec.token)
+
+    @property
+    def _default_port(self) -> int:
+        return 443 if self.spec.tls else 80
+
+    def _scheme(self, secure: str, plain: str) -> str:
+        return secure if self.spec.tls else plain
+
+    def _ssl(self, secure: bool) -> ssl.SSLContext | bool:
+        if not secure:
+            return True  # aiohttp's default; ignored for plain http and ws
+        if not self.spec.verify:
+            return False
+        context = ssl.create_default_context()
+        if self.spec.cafile:
+            context.load_verify_locations(self.spec.cafile)
+        return context
+
+    def _set(self, state: TunnelState, reason: str, retry_in: float | None = None) -> None:
+        retry_at = time.time() + retry_in if retry_in is not None else None
+        changed = (state, reason) != (self._status.state, self._status.reason)
+        if state is TunnelState.UP:
+            last_error = ""
+        elif retry_in is not None:
+            last_error = reason  # set only by the places that plan a retry after a failure
+        else:
+            last_error = self._status.last_error
+        self._status = replace(
+            self._status,
+            state=state,
+            reason=reason,
+            retry_at=retry_at,
+            last_error=last_error,
+            since=time.time() if changed else self._status.since,
+        )
+        if changed or retry_in is not None:
+            self._notify()
+
+    def _notify(self) -> None:
+        if self._on_status is None:
+            return
+        try:
+            self._on_status(self.status)
+        except Exception:
+            log.exception("%s: status callback failed", self._label)
+
+
+def _with_port(host: str, default_port: int) -> str:
+    """``host`` with a port: its own if it names one (camgate extension), else the default."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end != -1 and host[end + 1 : end + 2] == ":":
+            return host
+        return f"{host}:{default_port}"
+    if host.count(":") == 1:
+        return host
+    if ":" in host:  # a bare IPv6 address
+        return f"[{host}]:{default_port}"
+    return f"{host}:{default_port}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate not trusted ({exc.certificate_error})"
+    return str(exc) or type(exc).__name__

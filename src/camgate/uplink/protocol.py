@@ -1,0 +1,447 @@
+"""The uplink tunnel protocol with no I/O in it (uplink protocol, section 4).
+
+Everything here is a pure function or a small class driven by its caller: the forward
+spec, the hello, the O/D/C frames, the per-tunnel table of client ids and the liveness
+clock. The relay and the tunnel client share it, so both ends agree on the wire format
+by construction, and it can be tested exhaustively without sockets (the style of h11
+and wsproto).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Generic, Iterator, TypeVar
+
+from camgate import __version__ as _camgate_version
+
+
+@dataclass(frozen=True)
+class Limits:
+    # The reference agent's limits: a relay must accept at least these, and a client
+    # must not need more to stay compatible with the reference cloud.
+    max_forwards: int = 10
+    max_forward_name: int = 50
+    max_host: int = 255
+    max_connections: int = 256
+    # The reference agent sends D payloads of at most its websocket_buffer_size
+    # (4096 by default); a relay must accept any D payload up to at least 64 KiB.
+    reference_payload: int = 4096
+    relay_accepts_payload: int = 64 * 1024
+
+
+LIMITS = Limits()
+
+FORWARD_PROTOCOLS = ("http", "https", "tcp")
+SUBPROTOCOL = "ra-proxy"
+PING_AFTER_SECONDS = 30.0  # ping a peer that has sent nothing for this long
+DEAD_AFTER_SECONDS = 60.0  # a peer silent for this long is dead
+AGENT_VERSION = f"camgate-{_camgate_version}"
+
+
+class ProtocolError(ValueError):
+    """Input from a peer or a configuration that breaks the protocol."""
+
+
+class MalformedFrame(ProtocolError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- forwards ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One port of a device that the relay publishes: ``name:protocol:host:port``."""
+
+    name: str
+    protocol: str
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        _check_forward(self)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "protocol": self.protocol, "host": self.host, "port": self.port}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Forward:
+        if not isinstance(data, dict):
+            raise ProtocolError("a forward must be a JSON object")
+        missing = [key for key in ("name", "protocol", "host", "port") if key not in data]
+        if missing:
+            raise ProtocolError(f"forward is missing {', '.join(missing)}")
+        port = data["port"]
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise ProtocolError(f"forward port must be an integer, not {port!r}")
+        for key in ("name", "protocol", "host"):
+            if not isinstance(data[key], str):
+                raise ProtocolError(f"forward {key} must be a string")
+        return cls(data["name"], data["protocol"], _unbracket(data["host"]), port)
+
+
+def _unbracket(host: str) -> str:
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
+def _check_forward(forward: Forward) -> None:
+    if not forward.name:
+        raise ProtocolError("forward name is empty")
+    if len(forward.name) > LIMITS.max_forward_name:
+        raise ProtocolError(f"forward name is longer than {LIMITS.max_forward_name} characters")
+    if ":" in forward.name:
+        raise ProtocolError("forward name must not contain ':'")
+    if forward.protocol not in FORWARD_PROTOCOLS:
+        raise ProtocolError(
+            f"forward protocol {forward.protocol!r} is not one of {', '.join(FORWARD_PROTOCOLS)}"
+        )
+    if not forward.host:
+        raise ProtocolError("forward host is empty")
+    if len(forward.host) > LIMITS.max_host:
+        raise ProtocolError(f"forward host is longer than {LIMITS.max_host} characters")
+    if any(ch in forward.host for ch in "[]/ \t\r\n"):
+        raise ProtocolError(f"forward host {forward.host!r} is not a host name or address")
+    if ":" in forward.host:
+        # Only an IPv6 address may contain colons; anything else is a typo.
+        try:
+            ipaddress.IPv6Address(forward.host.split("%", 1)[0])
+        except ValueError:
+            raise ProtocolError(f"forward host {forward.host!r} is not a valid IPv6 address") from None
+    if not 1 <= forward.port <= 65535:
+        raise ProtocolError(f"forward port {forward.port} is not in 1..65535")
+
+
+def parse_forward(text: str) -> Forward:
+    """Parse ``name:protocol:host:port``; the host may be in brackets (``[::1]``)."""
+    parts = text.strip().split(":", 2)
+    if len(parts) != 3:
+        raise ProtocolError(f"forward {text!r} is not name:protocol:host:port")
+    name, protocol, rest = parts
+    # The port is after the last colon, so an IPv6 host keeps its colons with or
+    # without brackets.
+    host, sep, port_text = rest.rpartition(":")
+    if not sep:
+        raise ProtocolError(f"forward {text!r} is not name:protocol:host:port")
+    if not port_text.isdigit() or not port_text.isascii():
+        raise ProtocolError(f"forward {text!r} has no numeric port")
+    host = _unbracket(host)
+    return Forward(name, protocol, host, int(port_text))
+
+
+def format_forward(forward: Forward) -> str:
+    # Always bracket the host: the gateway's own form (``http:http:[ip]:port``) and
+    # the only unambiguous one for IPv6.
+    return f"{forward.name}:{forward.protocol}:[{forward.host}]:{forward.port}"
+
+
+def check_forwards(forwards: tuple[Forward, ...] | list[Forward]) -> tuple[Forward, ...]:
+    """Validate a tunnel's forward list as a whole (count and unique names)."""
+    forwards = tuple(forwards)
+    if not forwards:
+        raise ProtocolError("a tunnel needs at least one forward")
+    if len(forwards) > LIMITS.max_forwards:
+        raise ProtocolError(f"a tunnel has at most {LIMITS.max_forwards} forwards, got {len(forwards)}")
+    names = [f.name for f in forwards]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        # The relay keys a forward's stable public port by its name.
+        raise ProtocolError(f"forward names must be unique: {', '.join(duplicates)}")
+    return forwards
+
+
+# --- the hello --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    forwards: tuple[Forward, ...]
+    websocket_buffer_size: int = LIMITS.reference_payload
+    agent_version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def build_hello(
+    forwards: tuple[Forward, ...] | list[Forward],
+    websocket_buffer_size: int = LIMITS.reference_payload,
+    agent_version: str = AGENT_VERSION,
+) -> str:
+    forwards = check_forwards(forwards)
+    if websocket_buffer_size < 1:
+        raise ProtocolError("websocket_buffer_size must be at least 1")
+    return json.dumps(
+        {
+            "websocket_buffer_size": websocket_buffer_size,
+            "agent_version": agent_version,
+            "forwards": [f.to_json() for f in forwards],
+        }
+    )
+
+
+def parse_hello(text: str | bytes) -> Hello:
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("hello is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("hello is not a JSON object")
+    raw_forwards = data.get("forwards")
+    if not isinstance(raw_forwards, list):
+        raise ProtocolError("hello has no forwards list")
+    try:
+        forwards = check_forwards([Forward.from_json(item) for item in raw_forwards])
+    except ProtocolError as exc:
+        raise ProtocolError(f"hello: {exc}") from None
+    size = data.get("websocket_buffer_size", LIMITS.reference_payload)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ProtocolError("hello websocket_buffer_size must be a positive integer")
+    version = data.get("agent_version")
+    extra = {k: v for k, v in data.items() if k not in ("forwards", "websocket_buffer_size", "agent_version")}
+    return Hello(forwards, size, version if isinstance(version, str) else None, extra)
+
+
+# --- frames -----------------------------------------------------------------
+
+# client_id is little-endian: the reference agent copies it in host order and every
+# host it runs on is little-endian.
+_OPEN = struct.Struct("<cHB")
+_HEAD = struct.Struct("<cH")
+MAX_CLIENT_ID = 0xFFFF
+
+
+@dataclass(frozen=True)
+class OpenFrame:
+    client_id: int
+    index: int
+
+
+@dataclass(frozen=True)
+class DataFrame:
+    client_id: int
+    payload: bytes
+
+    def __repr__(self) -> str:  # payloads can be large; say how large instead
+        return f"DataFrame(client_id={self.client_id}, payload=<{len(self.payload)} bytes>)"
+
+
+@dataclass(frozen=True)
+class CloseFrame:
+    client_id: int
+
+
+Frame = OpenFrame | DataFrame | CloseFrame
+
+
+def _check_id(client_id: int) -> None:
+    if not 0 <= client_id <= MAX_CLIENT_ID:
+        raise ValueError(f"client_id {client_id} is not in 0..{MAX_CLIENT_ID}")
+
+
+def encode_open(client_id: int, index: int) -> bytes:
+    _check_id(client_id)
+    if not 0 <= index <= 255:
+        raise ValueError(f"forward index {index} is not in 0..255")
+    return _OPEN.pack(b"O", client_id, index)
+
+
+def encode_data(client_id: int, payload: bytes) -> bytes:
+    _check_id(client_id)
+    if not payload:
+        raise ValueError("a D frame carries at least one byte")
+    return _HEAD.pack(b"D", client_id) + payload
+
+
+def encode_close(client_id: int) -> bytes:
+    _check_id(client_id)
+    return _HEAD.pack(b"C", client_id)
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Decode one BINARY message; raise :class:`MalformedFrame` saying what is wrong."""
+    if not data:
+        raise MalformedFrame("empty message")
+    command = data[:1]
+    if command == b"D":
+        if len(data) < 4:
+            raise MalformedFrame(f"D frame of {len(data)} bytes has no payload")
+        (client_id,) = struct.unpack_from("<H", data, 1)
+        return DataFrame(client_id, bytes(data[3:]))
+    if command == b"O":
+        if len(data) != 4:
+            raise MalformedFrame(f"O frame is {len(data)} bytes, not 4")
+        _, client_id, index = _OPEN.unpack(data)
+        return OpenFrame(client_id, index)
+    if command == b"C":
+        if len(data) != 3:
+            raise MalformedFrame(f"C frame is {len(data)} bytes, not 3")
+        _, client_id = _HEAD.unpack(data)
+        return CloseFrame(client_id)
+    raise MalformedFrame(f"unknown command {command!r}")
+
+
+def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[bytes]:
+    """D frames carrying ``data`` with payloads of at most ``max_payload`` bytes."""
+    view = memoryview(data)
+    for start in range(0, len(view), max_payload):
+        yield _HEAD.pack(b"D", client_id) + view[start : start + max_payload]
+
+
+# --- the per-tunnel table of client ids ---------------------------------------
+
+
+class ConnState(Enum):
+    OPENING = "opening"  # O seen/sent; the TCP leg is not connected yet
+    OPEN = "open"
+
+
+T = TypeVar("T")
+
+
+class TableFull(ProtocolError):
+    pass
+
+
+@dataclass
+class _Entry(Generic[T]):
+    value: T
+    state: ConnState
+
+
+class ConnectionTable(Generic[T]):
+    """The live client ids of one tunnel, shared by relay and client.
+
+    A closed id is simply absent. Both ``close_*`` methods remove the id and return its
+    value only the first time, so a caller that sends C only when it gets a value back
+    sends C at most once per id, however the two ends race to close.
+    """
+
+    def __init__(self, capacity: int = LIMITS.max_connections, remember_closed: int = 1024) -> None:
+        if not 1 <= capacity <= MAX_CLIENT_ID + 1:
+            raise ValueError("capacity must be in 1..65536")
+        self.capacity = capacity
+        self._entries: dict[int, _Entry[T]] = {}
+        # Frames for an id just closed are normal (they crossed our C on the wire);
+        # remembering recent ids lets the caller log those quietly.
+        self._recently_closed: deque[int] = deque(maxlen=remember_closed)
+        self._next_id = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, client_id: int) -> bool:
+        return client_id in self._entries
+
+    def values(self) -> list[T]:
+        return [entry.value for entry in self._entries.values()]
+
+    def items(self) -> list[tuple[int, T]]:
+        return [(cid, entry.value) for cid, entry in self._entries.items()]
+
+    def allocate(self, value: T, state: ConnState = ConnState.OPEN) -> int:
+        """Relay side: give ``value`` a free id. Raises :class:`TableFull`."""
+        if len(self._entries) >= self.capacity:
+            raise TableFull(f"{self.capacity} connections already open")
+        # Hand ids out round-robin rather than lowest-free: a C for a closed id may still
+        # be on its way from the peer, and it must not hit a new viewer that got the
+        # same id a moment later.
+        client_id = self._next_id
+        while client_id in self._entries:
+            client_id = (client_id + 1) & MAX_CLIENT_ID
+        self._next_id = (client_id + 1) & MAX_CLIENT_ID
+        self._entries[client_id] = _Entry(value, state)
+        return client_id
+
+    def register(self, client_id: int, value: T, state: ConnState = ConnState.OPENING) -> T | None:
+        """Client side, on O: track ``client_id``.
+
+        Returns the value it displaced, if the relay reused an id we still think is
+        live; the relay is authoritative about its viewers' ids, so the caller closes
+        the displaced leg without sending C (the relay already considers it closed).
+        Raises :class:`TableFull` when the id is new and the table is full.
+        """
+        _check_id(client_id)
+        displaced = self._entries.pop(client_id, None)
+        if displaced is None and len(self._entries) >= self.capacity:
+            raise TableFull(f"{self.capacity} connections already open")
+        self._entries[client_id] = _Entry(value, state)
+        return displaced.value if displaced is not None else None
+
+    def get(self, client_id: int) -> T | None:
+        entry = self._entries.get(client_id)
+        return entry.value if entry is not None else None
+
+    def state(self, client_id: int) -> ConnState | None:
+        entry = self._entries.get(client_id)
+        return entry.state if entry is not None else None
+
+    def mark_open(self, client_id: int) -> None:
+        entry = self._entries.get(client_id)
+        if entry is not None:
+            entry.state = ConnState.OPEN
+
+    def close_local(self, client_id: int) -> T | None:
+        """Our end closed: a value back means "send C now"; None means don't."""
+        return self._remove(client_id)
+
+    def close_remote(self, client_id: int) -> T | None:
+        """The peer sent C: a value back means "close our end" (never answer with C)."""
+        return self._remove(client_id)
+
+    def _remove(self, client_id: int) -> T | None:
+        entry = self._entries.pop(client_id, None)
+        if entry is None:
+            return None
+        self._recently_closed.append(client_id)
+        return entry.value
+
+    def why_unknown(self, client_id: int) -> str:
+        """Why a frame for an id not in the table is being ignored, for the log."""
+        if client_id in self._recently_closed:
+            return f"id {client_id} was closed recently (frame crossed a C)"
+        return f"id {client_id} is not open"
+
+    def was_recently_closed(self, client_id: int) -> bool:
+        return client_id in self._recently_closed
+
+
+# --- liveness ----------------------------------------------------------------
+
+
+class Liveness:
+    """When to ping a silent peer and when to declare it dead, by a clock you pass in."""
+
+    PING = "ping"
+    DEAD = "dead"
+
+    def __init__(
+        self, now: float, ping_after: float = PING_AFTER_SECONDS, dead_after: float = DEAD_AFTER_SECONDS
+    ) -> None:
+        if not 0 < ping_after < dead_after:
+            raise ValueError("need 0 < ping_after < dead_after")
+        self.ping_after = ping_after
+        self.dead_after = dead_after
+        self._last_heard = now
+        self._pinged = False
+
+    def heard(self, now: float) -> None:
+        """Anything arrived from the peer (a frame, a ping or a pong)."""
+        self._last_heard = now
+        self._pinged = False
+
+    def poll(self, now: float) -> str | None:
+        """``"ping"`` once per silent spell, ``"dead"`` after ``dead_after``, else None."""
+        silent = now - self._last_heard
+        if silent >= self.dead_after:
+            return self.DEAD
+        if silent >= self.ping_after and not self._pinged:
+            self._pinged = True
+            return self.PING
+        return None

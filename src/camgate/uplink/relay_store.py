@@ -1,0 +1,167 @@
+"""What the relay must remember across restarts: devices and their public ports.
+
+Kept in memory and, when a path is given, in one JSON file rewritten atomically on
+every change; the file is small (a device is a few hundred bytes) and changes rarely
+(a device is added, a forward gets its first port). Access tokens are stored as issued,
+because provisioning hands them out again; device passwords only as a SHA-256 digest,
+because they are only ever compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Device:
+    camid: int
+    cmngrid: int
+    access_token: str
+    serial: str | None = None  # upper-cased, for provisioning
+    password_sha256: str | None = None  # of the upper-cased password
+
+    def __repr__(self) -> str:  # the token is a secret
+        return f"Device(camid={self.camid}, cmngrid={self.cmngrid}, serial={self.serial!r})"
+
+    def password_matches(self, password: str) -> bool:
+        if self.password_sha256 is None:
+            return False
+        return hmac.compare_digest(self.password_sha256, _digest(password.upper()))
+
+
+class RelayStore:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._devices: dict[int, Device] = {}
+        # Looked up by digest so a presented token is never compared byte by byte.
+        self._by_token: dict[str, int] = {}
+        self._ports: dict[str, int] = {}
+        if self.path is not None and self.path.exists():
+            self._load()
+
+    # --- devices -------------------------------------------------------------
+
+    def devices(self) -> list[Device]:
+        return sorted(self._devices.values(), key=lambda d: d.camid)
+
+    def device(self, camid: int) -> Device | None:
+        return self._devices.get(camid)
+
+    def device_for_token(self, token: str) -> Device | None:
+        camid = self._by_token.get(_digest(token))
+        return self._devices.get(camid) if camid is not None else None
+
+    def device_for_serial(self, serial: str, password: str) -> Device | None:
+        serial = serial.upper()
+        for device in self._devices.values():
+            if device.serial == serial and device.password_matches(password):
+                return device
+        return None
+
+    def put_device(
+        self, camid: int, cmngrid: int, access_token: str, serial: str | None = None, password: str | None = None
+    ) -> tuple[Device, bool]:
+        """Add or re-issue a device; True when it is new. The old token stops working."""
+        old = self._devices.get(camid)
+        if old is not None:
+            self._by_token.pop(_digest(old.access_token), None)
+        if serial is not None:
+            serial = serial.upper()
+            for other in self._devices.values():
+                if other.serial == serial and other.camid != camid:
+                    other.serial = None  # a serial names one device; the newest wins
+                    other.password_sha256 = None
+        device = Device(
+            camid=camid,
+            cmngrid=cmngrid,
+            access_token=access_token,
+            serial=serial if serial is not None else (old.serial if old else None),
+            password_sha256=(
+                _digest(password.upper()) if password is not None else (old.password_sha256 if old else None)
+            ),
+        )
+        self._devices[camid] = device
+        self._by_token[_digest(access_token)] = camid
+        self._save()
+        return device, old is None
+
+    def remove_device(self, camid: int) -> bool:
+        device = self._devices.pop(camid, None)
+        if device is None:
+            return False
+        self._by_token.pop(_digest(device.access_token), None)
+        prefix = f"{camid}/"
+        for key in [k for k in self._ports if k.startswith(prefix)]:
+            del self._ports[key]
+        self._save()
+        return True
+
+    # --- stable public ports -----------------------------------------------------
+
+    def port_for(self, camid: int, forward_name: str) -> int | None:
+        return self._ports.get(f"{camid}/{forward_name}")
+
+    def assign_port(self, camid: int, forward_name: str, port: int) -> None:
+        key = f"{camid}/{forward_name}"
+        if self._ports.get(key) == port:
+            return
+        self._ports[key] = port
+        self._save()
+
+    def ports_in_use(self) -> set[int]:
+        return set(self._ports.values())
+
+    # --- persistence ---------------------------------------------------------
+
+    def _load(self) -> None:
+        assert self.path is not None
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+            for item in data.get("devices", []):
+                device = Device(**item)
+                self._devices[device.camid] = device
+                self._by_token[_digest(device.access_token)] = device.camid
+            self._ports = {str(k): int(v) for k, v in data.get("ports", {}).items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            # Refuse to start over an unreadable file: silently starting empty would
+            # invalidate every device's token and port at the next save.
+            raise RuntimeError(f"relay state file {self.path} is unreadable: {exc}") from exc
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        data = {
+            "version": STATE_VERSION,
+            "devices": [asdict(d) for d in self.devices()],
+            "ports": dict(sorted(self._ports.items())),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".relay-state-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                os.fchmod(f.fileno(), 0o600)  # it holds access tokens
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise

@@ -1,0 +1,498 @@
+"""One live tunnel: O/D/C frames between one WebSocket and many TCP sockets.
+
+Both ends run the same session once the hello is done; they differ only in who opens
+connections. On the relay a viewer connecting to a public listener gets a client_id and
+an O is sent; on the client an O from the relay opens a TCP connection to a camera.
+
+Flow control (the protocol has no per-connection window on the wire):
+
+* Towards the WebSocket, frames wait in one queue. Past ``FlowLimits.to_websocket``
+  bytes every socket of the tunnel stops being read until the queue is half empty, so
+  a slow WebSocket slows all sources down instead of growing memory.
+* Towards the sockets, bytes wait in each socket's transport buffer (and, on the
+  client, in the buffer of a connection still being opened). The WebSocket reader never
+  waits for one socket: a connection that has more than ``FlowLimits.per_connection``
+  bytes waiting is closed with C. Waiting for it instead would stall every other
+  connection on the tunnel, and the protocol gives no way to ask the far end to slow
+  down one connection. Closing it is what a viewer that stopped reading would see from
+  a camera anyway (a dropped RTSP session), and memory stays bounded.
+* Across the sockets of a tunnel, more than ``FlowLimits.per_tunnel`` bytes waiting
+  stops the WebSocket reader until they drain to half. If that lasts
+  ``stall_timeout`` seconds the connection holding the most bytes is closed, so many
+  slow readers together cannot freeze the tunnel for its fast ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aiohttp import WSMsgType
+
+from .protocol import (
+    DEAD_AFTER_SECONDS,
+    LIMITS,
+    PING_AFTER_SECONDS,
+    CloseFrame,
+    ConnectionTable,
+    ConnState,
+    DataFrame,
+    Forward,
+    Liveness,
+    MalformedFrame,
+    OpenFrame,
+    TableFull,
+    decode_frame,
+    encode_close,
+    encode_open,
+    split_payload,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Role(enum.Enum):
+    RELAY = "relay"
+    CLIENT = "client"
+
+
+@dataclass(frozen=True)
+class FlowLimits:
+    per_connection: int = 1024 * 1024
+    per_tunnel: int = 16 * 1024 * 1024
+    to_websocket: int = 1024 * 1024
+    stall_timeout: float = 10.0
+    # A closed socket first flushes what it holds; one whose reader never reads again
+    # is aborted after this long so its buffer is freed.
+    close_linger: float = 30.0
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class LivenessTimes:
+    ping_after: float = PING_AFTER_SECONDS
+    dead_after: float = DEAD_AFTER_SECONDS
+
+    @property
+    def tick(self) -> float:
+        return min(1.0, self.ping_after / 4)
+
+
+class _Leg(asyncio.Protocol):
+    """The TCP side of one client_id: a viewer on the relay, a camera on the client."""
+
+    def __init__(self, session: TunnelSession, index: int, client_id: int | None = None) -> None:
+        self.session = session
+        self.index = index
+        self.client_id = client_id
+        self.transport: asyncio.Transport | None = None
+        # Client side: bytes that arrive while the camera connection is being opened.
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.connect_task: asyncio.Task[Any] | None = None
+        self.ended = False  # closed by either end; never written to again
+        self.counted = 0  # this leg's share of the session's buffered-bytes estimate
+
+    def buffered(self) -> int:
+        if self.transport is None:
+            return self.pending_bytes
+        return self.transport.get_write_buffer_size()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.session._leg_connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.session._from_socket(self, data)
+
+    def eof_received(self) -> bool:
+        # There is no half-close in the protocol: EOF from a socket ends the connection.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session._leg_lost(self)
+
+    def resume_writing(self) -> None:
+        self.session._socket_drained.set()
+
+
+class TunnelSession:
+    def __init__(
+        self,
+        ws: Any,
+        *,
+        role: Role,
+        label: str,
+        send_payload_max: int = LIMITS.reference_payload,
+        forwards: tuple[Forward, ...] = (),
+        max_connections: int = LIMITS.max_connections,
+        limits: FlowLimits = FlowLimits(),
+        liveness: LivenessTimes = LivenessTimes(),
+        on_text: Callable[[str], None] | None = None,
+    ) -> None:
+        self._ws = ws
+        self.role = role
+        self.label = label
+        self.send_payload_max = send_payload_max
+        self.forwards = forwards
+        self.limits = limits
+        self._liveness_times = liveness
+        self._on_text = on_text
+        self.table: ConnectionTable[_Leg] = ConnectionTable(max_connections)
+        self._legs: set[_Leg] = set()  # every leg with a live transport, incl. lingering ones
+        self._out: deque[bytes] = deque()
+        self._out_bytes = 0
+        self._out_ready = asyncio.Event()
+        self._sources_paused = False
+        self._buffered_estimate = 0
+        self._socket_drained = asyncio.Event()
+        self._ended = False
+        self._complaints = 0
+        self.bytes_to_peer = 0  # D payload bytes sent on the WebSocket
+        self.bytes_from_peer = 0  # D payload bytes received from the WebSocket
+        # High-water marks, so tests and diagnostics can check the bounds hold.
+        self.peak_connection_buffer = 0  # bytes waiting for one socket
+        self.peak_queued_to_websocket = 0
+        self._stop = asyncio.Event()
+
+    # --- public ------------------------------------------------------------
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.table)
+
+    @property
+    def queued_to_websocket(self) -> int:
+        return self._out_bytes
+
+    def buffered_to_sockets(self) -> int:
+        return sum(leg.buffered() for leg in self._legs) + sum(
+            leg.pending_bytes for leg in self.table.values() if leg.transport is None
+        )
+
+    def viewer_protocol(self, index: int) -> _Leg:
+        """Relay side: protocol factory result for a viewer on forward ``index``."""
+        return _Leg(self, index)
+
+    def send_text(self, text: str) -> None:
+        """Queue a TEXT message (ordered with the frames); used for the relay's extension."""
+        self._enqueue(text)
+
+    async def run(self) -> None:
+        """Carry frames until the WebSocket closes, the peer dies or :meth:`close` is called."""
+        loop = asyncio.get_running_loop()
+        self._liveness = Liveness(loop.time(), self._liveness_times.ping_after, self._liveness_times.dead_after)
+        tasks = [
+            asyncio.create_task(self._read_loop(), name=f"uplink-reader {self.label}"),
+            asyncio.create_task(self._write_loop(), name=f"uplink-writer {self.label}"),
+            asyncio.create_task(self._watch_liveness(), name=f"uplink-liveness {self.label}"),
+            asyncio.create_task(self._stop.wait(), name=f"uplink-stop {self.label}"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    log.info("%s: tunnel ends: %s", self.label, str(exc) or type(exc).__name__)
+        finally:
+            self._ended = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._close_all_legs()
+            if not self._ws.closed:
+                try:
+                    await asyncio.wait_for(self._ws.close(), 2)
+                except (asyncio.TimeoutError, OSError):
+                    pass
+
+    def close(self) -> None:
+        """End the session from outside (the tunnel was replaced or the process stops)."""
+        self._stop.set()
+
+    # --- WebSocket -> sockets ------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            msg = await self._ws.receive()
+            self._liveness.heard(loop.time())
+            if msg.type is WSMsgType.BINARY:
+                self._on_binary(msg.data)
+                if self._buffered_estimate > self.limits.per_tunnel:
+                    await self._wait_for_sockets_to_drain()
+            elif msg.type is WSMsgType.TEXT:
+                if self._on_text is not None:
+                    self._on_text(msg.data)
+                else:
+                    self._complain("TEXT message after the hello ignored")
+            elif msg.type is WSMsgType.PING:
+                await self._ws.pong(msg.data)
+            elif msg.type is WSMsgType.PONG:
+                pass
+            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                if msg.type is WSMsgType.ERROR:
+                    log.info("%s: websocket error: %s", self.label, msg.data)
+                return
+
+    def _on_binary(self, data: bytes) -> None:
+        try:
+            frame = decode_frame(data)
+        except MalformedFrame as exc:
+            self._complain(f"malformed frame ignored: {exc.reason}")
+            return
+        if isinstance(frame, DataFrame):
+            leg = self.table.get(frame.client_id)
+            if leg is None:
+                self._ignore_unknown(frame)
+                return
+            self._to_socket(leg, frame.payload)
+        elif isinstance(frame, CloseFrame):
+            leg = self.table.close_remote(frame.client_id)
+            if leg is None:
+                self._ignore_unknown(frame)
+                return
+            self._end_leg(leg, flush=True)
+        elif self.role is Role.CLIENT:
+            self._open_camera_leg(frame)
+        else:
+            self._complain(f"O frame from a client ignored (id {frame.client_id})")
+
+    def _ignore_unknown(self, frame: DataFrame | CloseFrame) -> None:
+        kind = "D" if isinstance(frame, DataFrame) else "C"
+        if self.table.was_recently_closed(frame.client_id):
+            # Expected: the frame crossed our own C on the wire.
+            log.debug("%s: %s ignored: %s", self.label, kind, self.table.why_unknown(frame.client_id))
+        else:
+            self._complain(f"{kind} ignored: {self.table.why_unknown(frame.client_id)}")
+
+    def _to_socket(self, leg: _Leg, payload: bytes) -> None:
+        self.bytes_from_peer += len(payload)
+        if leg.transport is None:
+            leg.pending.append(payload)
+            leg.pending_bytes += len(payload)
+        elif not leg.transport.is_closing():  # else the socket is going; C follows
+            leg.transport.write(payload)
+        size = leg.buffered()
+        self._buffered_estimate += size - leg.counted
+        leg.counted = size
+        if size > self.peak_connection_buffer:
+            self.peak_connection_buffer = size
+        if size > self.limits.per_connection:
+            self._drop_slow(leg, f"{size} bytes waiting, over the {self.limits.per_connection}-byte bound")
+
+    def _drop_slow(self, leg: _Leg, why: str) -> None:
+        log.warning("%s: closing connection %s, its reader is too slow: %s", self.label, leg.client_id, why)
+        self._end_leg_locally(leg, abort=True)
+
+    async def _wait_for_sockets_to_drain(self) -> None:
+        # The estimate only grows between recounts (buffers drain without telling us),
+        # so recount exactly before deciding to wait.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not self._ended:
+            total = self._recount_buffered()
+            if total <= self.limits.per_tunnel // 2:
+                return
+            if loop.time() - started >= self.limits.stall_timeout:
+                victim = max(self._legs | set(self.table.values()), key=_Leg.buffered)
+                self._drop_slow(victim, f"tunnel stalled {self.limits.stall_timeout:g}s with {total} bytes waiting")
+                started = loop.time()
+                continue
+            self._socket_drained.clear()
+            try:
+                await asyncio.wait_for(self._socket_drained.wait(), 0.25)
+            except asyncio.TimeoutError:
+                pass
+
+    def _recount_buffered(self) -> int:
+        total = 0
+        for leg in self._legs | set(self.table.values()):
+            leg.counted = leg.buffered()
+            total += leg.counted
+        self._buffered_estimate = total
+        return total
+
+    # --- sockets -> WebSocket ------------------------------------------------
+
+    def _from_socket(self, leg: _Leg, data: bytes) -> None:
+        if leg.ended or leg.client_id is None or self._ended:
+            return
+        self.bytes_to_peer += len(data)
+        for frame in split_payload(leg.client_id, data, self.send_payload_max):
+            self._enqueue(frame)
+
+    def _enqueue(self, message: bytes | str) -> None:
+        if self._ended:
+            return
+        self._out.append(message)
+        self._out_bytes += len(message)
+        if self._out_bytes > self.peak_queued_to_websocket:
+            self.peak_queued_to_websocket = self._out_bytes
+        self._out_ready.set()
+        if not self._sources_paused and self._out_bytes > self.limits.to_websocket:
+            self._sources_paused = True
+            for leg in self._legs:
+                _pause_reading(leg)
+
+    async def _write_loop(self) -> None:
+        while True:
+            while not self._out:
+                self._out_ready.clear()
+                await self._out_ready.wait()
+            message = self._out.popleft()
+            self._out_bytes -= len(message)
+            if self._sources_paused and self._out_bytes <= self.limits.to_websocket // 2:
+                self._sources_paused = False
+                for leg in self._legs:
+                    _resume_reading(leg)
+            if isinstance(message, str):
+                await self._ws.send_str(message)
+            else:
+                await self._ws.send_bytes(message)
+
+    # --- legs ----------------------------------------------------------------
+
+    def _leg_connected(self, leg: _Leg) -> None:
+        transport = leg.transport
+        assert transport is not None
+        if self._ended or leg.ended:
+            transport.abort()
+            return
+        self._legs.add(leg)
+        if self.role is Role.RELAY:
+            try:
+                leg.client_id = self.table.allocate(leg)
+            except TableFull as exc:
+                log.warning("%s: viewer refused on forward %d: %s", self.label, leg.index, exc)
+                leg.ended = True
+                transport.abort()
+                return
+            self._enqueue(encode_open(leg.client_id, leg.index))
+        else:
+            assert leg.client_id is not None
+            if leg.pending:
+                transport.write(b"".join(leg.pending))
+            leg.pending.clear()
+            leg.pending_bytes = 0
+            self.table.mark_open(leg.client_id)
+        if self._sources_paused:
+            _pause_reading(leg)
+
+    def _leg_lost(self, leg: _Leg) -> None:
+        self._legs.discard(leg)
+        self._buffered_estimate -= leg.counted
+        leg.counted = 0
+        self._end_leg_locally(leg, abort=False)
+
+    def _end_leg_locally(self, leg: _Leg, *, abort: bool) -> None:
+        """Our end of ``leg`` is gone: tell the peer with one C (if it was still live)."""
+        if leg.client_id is not None and self.table.get(leg.client_id) is leg:
+            self.table.close_local(leg.client_id)
+            self._enqueue(encode_close(leg.client_id))
+        self._end_leg(leg, flush=not abort)
+
+    def _end_leg(self, leg: _Leg, *, flush: bool) -> None:
+        leg.ended = True
+        leg.pending.clear()
+        leg.pending_bytes = 0
+        if leg.connect_task is not None and not leg.connect_task.done():
+            leg.connect_task.cancel()
+        transport = leg.transport
+        if transport is None:
+            return
+        if not flush:
+            transport.abort()  # also frees what a closing transport still holds
+        elif not transport.is_closing():
+            transport.close()  # writes what is buffered first, then closes
+            asyncio.get_running_loop().call_later(self.limits.close_linger, transport.abort)
+
+    def _close_all_legs(self) -> None:
+        for leg in self.table.values():
+            self.table.close_local(leg.client_id)  # no C: the WebSocket is gone
+            self._end_leg(leg, flush=True)
+        for leg in list(self._legs):
+            self._end_leg(leg, flush=True)
+
+    # --- client side: O opens a camera connection -------------------------------
+
+    def _open_camera_leg(self, frame: OpenFrame) -> None:
+        cid = frame.client_id
+        if frame.index >= len(self.forwards):
+            self._complain(f"O for forward {frame.index}, which the hello did not name; refused")
+            self._refuse(cid)
+            return
+        leg = _Leg(self, frame.index, cid)
+        try:
+            displaced = self.table.register(cid, leg, ConnState.OPENING)
+        except TableFull as exc:
+            self._complain(f"O for id {cid} refused: {exc}")
+            self._refuse(cid)
+            return
+        if displaced is not None:
+            # The relay reused an id it considers closed; drop ours without a C.
+            log.warning("%s: relay reopened live id %d; closing the old connection", self.label, cid)
+            self._end_leg(displaced, flush=False)
+        forward = self.forwards[frame.index]
+        leg.connect_task = asyncio.create_task(
+            self._connect(leg, forward), name=f"uplink-connect {self.label} #{cid}"
+        )
+
+    def _refuse(self, client_id: int) -> None:
+        if client_id not in self.table:
+            self._enqueue(encode_close(client_id))
+
+    async def _connect(self, leg: _Leg, forward: Forward) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: leg, forward.host, forward.port),
+                self.limits.connect_timeout,
+            )
+        except Exception as exc:  # refused, unreachable, timed out, bad host name...
+            if isinstance(exc, asyncio.TimeoutError):
+                reason = "timed out"
+            else:
+                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            log.info(
+                "%s: cannot reach %s at %s:%d for id %s: %s",
+                self.label, forward.name, forward.host, forward.port, leg.client_id, reason,
+            )
+            self._end_leg_locally(leg, abort=True)
+
+    # --- liveness ------------------------------------------------------------
+
+    async def _watch_liveness(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._liveness_times.tick)
+            verdict = self._liveness.poll(loop.time())
+            if verdict == Liveness.PING:
+                await self._ws.ping()
+            elif verdict == Liveness.DEAD:
+                log.warning(
+                    "%s: peer silent for %gs, closing the tunnel", self.label, self._liveness_times.dead_after
+                )
+                return
+
+    def _complain(self, message: str) -> None:
+        # A misbehaving peer could flood the log; say the first few, then every 1000th.
+        self._complaints += 1
+        if self._complaints <= 20 or self._complaints % 1000 == 0:
+            log.warning("%s: %s (%d so far)", self.label, message, self._complaints)
+
+
+def _pause_reading(leg: _Leg) -> None:
+    if leg.transport is not None and not leg.transport.is_closing():
+        leg.transport.pause_reading()
+
+
+def _resume_reading(leg: _Leg) -> None:
+    if leg.transport is not None and not leg.transport.is_closing():
+        leg.transport.resume_reading()

@@ -1,0 +1,76 @@
+"""Fixtures for the uplink tests: cameras, a relay, tunnel clients and a fake relay."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from camgate.uplink.client import TunnelClient, TunnelSpec
+from camgate.uplink.relay import RelayConfig, RelayServer, start_relay
+
+from .loopback import ADMIN_TOKEN, FAST_BACKOFF, FAST_SLOW_RETRY, Camera, FakeRelay
+
+
+@pytest.fixture
+async def camera():
+    cameras: list[Camera] = []
+
+    async def start(mode: str = "echo", port: int = 0) -> Camera:
+        cam = await Camera(mode).start(port)
+        cameras.append(cam)
+        return cam
+
+    yield start
+    for cam in cameras:
+        await cam.stop()
+
+
+@pytest.fixture
+def relay_config(tmp_path) -> RelayConfig:
+    return RelayConfig(
+        host="127.0.0.1", port=0, admin_token=ADMIN_TOKEN, port_range=None, state_path=str(tmp_path / "relay.json")
+    )
+
+
+@pytest.fixture
+async def make_relay(relay_config):
+    relays: list[RelayServer] = []
+
+    async def start(**overrides) -> RelayServer:
+        server = await start_relay(replace(relay_config, **overrides))
+        relays.append(server)
+        return server
+
+    yield start
+    for server in relays:
+        await server.close()
+
+
+@pytest.fixture
+async def relay(make_relay) -> RelayServer:
+    return await make_relay()
+
+
+@pytest.fixture
+async def make_client():
+    clients: list[TunnelClient] = []
+
+    def start(spec: TunnelSpec | None = None, **kwargs) -> TunnelClient:
+        kwargs.setdefault("backoff", FAST_BACKOFF)
+        kwargs.setdefault("slow_retry", FAST_SLOW_RETRY)
+        client = TunnelClient(spec, **kwargs)
+        client.start()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.stop()
+
+
+@pytest.fixture
+async def aiohttp_fake_relay():
+    relay = await FakeRelay().start()
+    yield relay
+    await relay.close()

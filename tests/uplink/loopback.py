@@ -1,0 +1,182 @@
+"""Helpers for the uplink tests: real servers on loopback and ways to wait for them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Callable
+
+from camgate.uplink.client import Backoff, SlowRetry, TunnelClient, TunnelSpec, TunnelState
+from camgate.uplink.protocol import Forward
+from camgate.uplink.relay import RelayServer
+from camgate.uplink.tokens import encode_access_token
+
+ADMIN_TOKEN = "test-admin-token"
+FAST_BACKOFF = Backoff(first=(0.02, 0.05), cap=0.2)
+FAST_SLOW_RETRY = SlowRetry(every=0.1, for_=0.3, then=0.5)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Camera:
+    """A TCP server standing in for a camera. Modes, chosen per connection by its first
+    byte when ``mode`` is "select": ``E`` echo, ``S`` stream forever, ``N`` never read."""
+
+    def __init__(self, mode: str = "echo") -> None:
+        self.mode = mode
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.accepted = 0
+        self.closed = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self, port: int = 0) -> Camera:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def open_connections(self) -> int:
+        return self.accepted - self.closed
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.add(writer)
+        self._tasks.add(asyncio.current_task())
+        try:
+            mode = self.mode
+            if mode == "select":
+                mode = {b"E": "echo", b"S": "stream", b"N": "never-read"}[await reader.readexactly(1)]
+            if mode == "echo":
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            elif mode == "stream":
+                chunk = b"v" * 65536
+                while True:
+                    writer.write(chunk)
+                    await writer.drain()
+            elif mode == "never-read":
+                await asyncio.Event().wait()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.closed += 1
+            self._writers.discard(writer)
+            writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+
+
+
+
+def spec_for(token: str, *forwards: Forward, **kwargs) -> TunnelSpec:
+    kwargs.setdefault("key", "test device")
+    kwargs.setdefault("tls", False)
+    return TunnelSpec(token=token, forwards=forwards, **kwargs)
+
+
+async def tunnel_up(client: TunnelClient, relay: RelayServer, camid: int, timeout: float = 5.0) -> None:
+    await wait_until(
+        lambda: client.status.state is TunnelState.UP and relay.tunnel(camid) is not None
+        and client.status.endpoints,
+        timeout,
+        f"tunnel of camid {camid} to come up (client says {client.status.reason!r})",
+    )
+
+
+async def open_viewer(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def read_eof(reader: asyncio.StreamReader, timeout: float = 5.0) -> bytes:
+    """Everything until the far end closes (reset counts as closed)."""
+    chunks = []
+    try:
+        async with asyncio.timeout(timeout):
+            while data := await reader.read(65536):
+                chunks.append(data)
+    except ConnectionError:
+        pass
+    return b"".join(chunks)
+
+
+class FakeRelay:
+    """A bare aiohttp server playing the relay, to send a client whatever a test wants."""
+
+    token = encode_access_token({"camid": 77, "cmngrid": 1, "uplink": "set-by-the-test.invalid"})
+
+    def __init__(self) -> None:
+        self.refuse_upgrade = False
+        self.hello: str | None = None
+        self.address = ""
+        self._tunnels: asyncio.Queue = asyncio.Queue()
+        self._done = asyncio.Event()
+        self._runner = None
+
+    async def start(self) -> FakeRelay:
+        from aiohttp import web
+
+        app = web.Application()
+        app.add_routes([web.get("/api/ws-endpoint", self._endpoint), web.get("/ra-proxy", self._tunnel)])
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def _endpoint(self, request):
+        from aiohttp import web
+
+        assert request.headers["Authorization"] == self.token
+        return web.json_response({"domain": self.address, "path": "/ra-proxy"})
+
+    async def _tunnel(self, request):
+        from aiohttp import web
+
+        if self.refuse_upgrade:
+            return web.Response(status=403)
+        ws = web.WebSocketResponse(protocols=("ra-proxy",), autoping=False)
+        await ws.prepare(request)
+        self.hello = (await ws.receive()).data
+        self._tunnels.put_nowait(ws)
+        await self._done.wait()
+        return ws
+
+    async def tunnel(self):
+        """The next tunnel a client opens, after its hello."""
+        return await asyncio.wait_for(self._tunnels.get(), 5)
+
+    async def close(self) -> None:
+        self._done.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+

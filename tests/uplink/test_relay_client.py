@@ -1,0 +1,405 @@
+"""Relay and tunnel client end to end, over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+
+import aiohttp
+import pytest
+
+from camgate.uplink.client import TunnelState
+from camgate.uplink.protocol import Forward, build_hello, decode_frame, encode_close, encode_data, OpenFrame
+from camgate.uplink.session import FlowLimits
+from camgate.uplink.tokens import encode_access_token
+
+from .loopback import ADMIN_TOKEN, free_port, open_viewer, read_eof, spec_for, tunnel_up, wait_until
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def lookup(relay, camid):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{relay.url}/api/device/{camid}", headers=ADMIN) as resp:
+            return resp.status, await resp.json()
+
+
+async def test_viewer_data_round_trips_through_the_tunnel(relay, camera, make_client):
+    cam = await camera()
+    device, _ = relay.register_device(1001, 1)
+    forwards = (Forward("http", "http", "127.0.0.1", cam.port), Forward("rtsp", "tcp", "127.0.0.1", cam.port))
+    client = make_client(spec_for(device.access_token, *forwards))
+    await tunnel_up(client, relay, 1001)
+
+    tunnel = relay.tunnel(1001)
+    status, body = await lookup(relay, 1001)
+    assert status == 200
+    assert body["camid"] == 1001 and body["proxy_id"] == tunnel.proxy_id
+    http, rtsp = body["forwards"]
+    assert (http["name"], http["protocol"], http["port"]) == ("http", "http", cam.port)
+    assert http["proxy_host"] == "127.0.0.1" and http["proxy_port"] == tunnel.ports["http"]
+    assert http["proxy_url"] == f"http://127.0.0.1:{tunnel.ports['http']}/"
+    assert "proxy_url" not in rtsp and rtsp["proxy_port"] == tunnel.ports["rtsp"]
+    assert {(e.name, e.proxy_port) for e in client.status.endpoints} == set(tunnel.ports.items())
+    assert client.status.camid == 1001
+
+    reader, writer = await open_viewer(tunnel.ports["rtsp"])
+    data = os.urandom(3_000_000)
+    writer.write(data)
+    assert await reader.readexactly(len(data)) == data
+    assert client.status.open_connections == 1
+    writer.close()
+    await wait_until(lambda: client.status.open_connections == 0 and cam.open_connections == 0, what="close")
+    status = client.status
+    assert status.bytes_to_cloud == status.bytes_from_cloud == len(data)
+
+
+async def test_two_hundred_concurrent_viewers(relay, camera, make_client):
+    cam = await camera()
+    device, _ = relay.register_device(1002)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
+    await tunnel_up(client, relay, 1002)
+    port = relay.tunnel(1002).ports["rtsp"]
+
+    async def viewer(seed: int) -> None:
+        rng = random.Random(seed)
+        data = rng.randbytes(rng.randint(1, 40_000))
+        reader, writer = await open_viewer(port)
+        for start in range(0, len(data), 7000):  # several writes, so frames interleave
+            writer.write(data[start : start + 7000])
+            await asyncio.sleep(0)
+        echoed = await reader.readexactly(len(data))
+        assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+        writer.close()
+
+    await asyncio.gather(*(viewer(i) for i in range(200)))
+    await wait_until(lambda: client.status.open_connections == 0, what="all connections closed")
+    assert relay.tunnel(1002).session.open_connections == 0
+    assert cam.accepted == 200
+
+
+async def test_viewers_beyond_the_connection_limit_are_refused(make_relay, camera, make_client):
+    relay = await make_relay(max_connections=2)
+    cam = await camera()
+    device, _ = relay.register_device(1003)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
+    await tunnel_up(client, relay, 1003)
+    port = relay.tunnel(1003).ports["rtsp"]
+    first = [await open_viewer(port) for _ in range(2)]
+    for reader, writer in first:
+        writer.write(b"hi")
+        assert await reader.readexactly(2) == b"hi"
+    reader, writer = await open_viewer(port)
+    assert await read_eof(reader) == b""
+    first[0][1].close()
+    await wait_until(lambda: relay.tunnel(1003).session.open_connections == 1, what="a free slot")
+    reader, writer = await open_viewer(port)
+    writer.write(b"ok")
+    assert await reader.readexactly(2) == b"ok"
+
+
+async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(relay, camera, make_client):
+    cam_port = free_port()
+    device, _ = relay.register_device(1004)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam_port)))
+    await tunnel_up(client, relay, 1004)
+    tunnel = relay.tunnel(1004)
+    port = tunnel.ports["rtsp"]
+
+    reader, writer = await open_viewer(port)
+    writer.write(b"OPTIONS rtsp://x RTSP/1.0\r\n\r\n")  # buffered while the client tries to connect
+    assert await read_eof(reader) == b""
+    await wait_until(lambda: tunnel.session.open_connections == 0, what="the id to be freed")
+    assert client.status.state is TunnelState.UP and relay.tunnel(1004) is tunnel
+
+    await camera(port=cam_port)
+    reader, writer = await open_viewer(port)
+    writer.write(b"back")
+    assert await reader.readexactly(4) == b"back"
+    assert relay.tunnel(1004) is tunnel and client.status.tunnels_opened == 1
+
+
+async def test_data_sent_before_the_camera_answers_arrives_in_order(relay, camera, make_client):
+    cam = await camera()
+    device, _ = relay.register_device(1005)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
+    await tunnel_up(client, relay, 1005)
+    reader, writer = await open_viewer(relay.tunnel(1005).ports["rtsp"])
+    parts = [bytes([i]) * 1000 for i in range(50)]
+    for part in parts:  # written at once, before the client can have connected the camera
+        writer.write(part)
+    assert await reader.readexactly(50_000) == b"".join(parts)
+
+
+async def test_rtsp_only_tunnel_has_one_listener(relay, camera, make_client):
+    cam = await camera()
+    device, _ = relay.register_device(1006)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
+    await tunnel_up(client, relay, 1006)
+    tunnel = relay.tunnel(1006)
+    assert list(tunnel.listeners) == ["rtsp"]
+    status, body = await lookup(relay, 1006)
+    assert status == 200 and [f["name"] for f in body["forwards"]] == ["rtsp"]
+
+
+async def test_relay_restart_keeps_public_ports(make_relay, camera, make_client):
+    relay = await make_relay()
+    cam = await camera()
+    device, _ = relay.register_device(1007)
+    forwards = (Forward("http", "http", "127.0.0.1", cam.port), Forward("rtsp", "tcp", "127.0.0.1", cam.port))
+    client = make_client(spec_for(device.access_token, *forwards))
+    await tunnel_up(client, relay, 1007)
+    ports = dict(relay.tunnel(1007).ports)
+    relay_port = relay.port
+
+    await relay.close()
+    await wait_until(lambda: client.status.state is not TunnelState.UP, what="the client to notice")
+    relay = await make_relay(port=relay_port)  # same state file
+    await tunnel_up(client, relay, 1007)
+    assert relay.tunnel(1007).ports == ports
+    assert client.status.tunnels_opened == 2
+    reader, writer = await open_viewer(ports["http"])
+    writer.write(b"GET / HTTP/1.0\r\n\r\n")
+    assert await reader.readexactly(18) == b"GET / HTTP/1.0\r\n\r\n"
+
+
+async def test_new_tunnel_replaces_the_old_one_at_once(relay, camera, make_client):
+    cam = await camera()
+    device, _ = relay.register_device(1008)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
+    await tunnel_up(client, relay, 1008)
+    old = relay.tunnel(1008)
+    port = old.ports["rtsp"]
+    reader, writer = await open_viewer(port)
+    writer.write(b"x")
+    assert await reader.readexactly(1) == b"x"
+
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+        )
+        await ws.send_str(build_hello([Forward("rtsp", "tcp", "127.0.0.1", cam.port)]))
+        await wait_until(lambda: relay.tunnel(1008) not in (None, old), what="the replacement")
+        assert await read_eof(reader) == b""  # the old tunnel's viewer is closed
+        new = relay.tunnel(1008)
+        assert new.ports["rtsp"] == port
+        assert new.proxy_id != old.proxy_id
+        await ws.close()
+    # The replaced client reconnects by itself and takes the tunnel back.
+    await wait_until(lambda: client.status.tunnels_opened == 2, what="the client to reconnect")
+    await tunnel_up(client, relay, 1008)
+
+
+async def test_invalid_token_fails_and_stops_retrying(relay, make_client):
+    forged = encode_access_token({"camid": 1009, "cmngrid": 1, "uplink": relay.public_address, "token": "nope"})
+    statuses = []
+    client = make_client(spec_for(forged, Forward("rtsp", "tcp", "127.0.0.1", 554)), on_status=statuses.append)
+    await wait_until(lambda: client.status.state is TunnelState.FAILED, what="failure")
+    assert client.status.reason == "invalid token"
+    await asyncio.sleep(0.3)  # many backoff periods: nothing more happens
+    assert client._task.done()
+    assert client.status.state is TunnelState.FAILED and client.status.retry_at is None
+    assert sum(1 for s in statuses if s.reason == "finding the relay") == 1
+
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": forged})
+        assert info.value.status == 403
+
+
+async def test_unreachable_relay_is_retried(make_client):
+    port = free_port()
+    token = encode_access_token({"camid": 1, "cmngrid": 1, "uplink": f"127.0.0.1:{port}"})
+    client = make_client(spec_for(token, Forward("rtsp", "tcp", "127.0.0.1", 554)))
+    await wait_until(lambda: client.status.last_error.startswith("relay unreachable"), what="an error")
+    assert client.status.state is TunnelState.CONNECTING and not client._task.done()
+    assert token not in repr(client.status) and token not in client.status.last_error
+
+
+async def test_malformed_frames_from_a_client_are_ignored(relay, caplog):
+    caplog.set_level(logging.INFO)
+    device, _ = relay.register_device(1010)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+        )
+        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)], websocket_buffer_size=1000))
+        extension = json.loads((await ws.receive()).data)  # camgate's relay says its ports
+        assert extension["camgate"] == 1 and extension["forwards"][0]["name"] == "rtsp"
+        for junk in (b"", b"X\x00\x00", b"O\x00\x00\x00", b"O\x00\x00", b"C\x00", b"C\x00\x00\x00",
+                     b"D\x05\x00", encode_data(9, b"lost"), encode_close(7)):
+            await ws.send_bytes(junk)
+        await ws.send_str("a TEXT after the hello")
+
+        port = relay.tunnel(1010).ports["rtsp"]
+        reader, writer = await open_viewer(port)
+        frame = decode_frame((await ws.receive()).data)
+        assert isinstance(frame, OpenFrame) and frame.index == 0
+        cid = frame.client_id
+        big = os.urandom(70_000)  # more than 64 KiB in one D: a relay must take it
+        await ws.send_bytes(encode_data(cid, big))
+        assert await reader.readexactly(len(big)) == big
+        writer.write(b"y" * 2500)
+        received = b""
+        while len(received) < 2500:
+            frame = decode_frame((await ws.receive()).data)
+            assert frame.client_id == cid and len(frame.payload) <= 1000  # our buffer size
+            received += frame.payload
+        await ws.send_bytes(encode_close(cid))
+        assert await read_eof(reader) == b""
+        await ws.close()
+    text = caplog.text
+    assert "unknown command" in text and "O frame from a client" in text and "not 3" in text
+    assert "no payload" in text and "TEXT message after the hello" in text and "id 9 is not open" in text
+    assert device.access_token not in text
+
+
+async def test_malformed_frames_from_a_relay_are_ignored(camera, make_client, caplog, aiohttp_fake_relay):
+    caplog.set_level(logging.INFO)
+    cam = await camera()
+    client = make_client(
+        spec_for(aiohttp_fake_relay.token, Forward("rtsp", "tcp", "127.0.0.1", cam.port), uplink=aiohttp_fake_relay.address)
+    )
+    ws = await aiohttp_fake_relay.tunnel()
+    hello = json.loads(aiohttp_fake_relay.hello)
+    assert hello["forwards"][0]["port"] == cam.port and hello["websocket_buffer_size"] == 4096
+    for junk in (b"Z", b"O\x01\x00", b"C\x01\x00\x00", b"D\x01\x00", encode_data(3, b"x"), encode_close(4)):
+        await ws.send_bytes(junk)
+    await ws.send_str("{not json")
+    await ws.send_bytes(b"O\x05\x00\x07")  # forward 7 does not exist: refused with C
+    assert (await ws.receive()).data == encode_close(5)
+
+    await ws.send_bytes(b"O\x08\x00\x00")
+    await ws.send_bytes(encode_data(8, b"ping"))
+    frame = decode_frame((await ws.receive()).data)
+    assert frame.client_id == 8 and frame.payload == b"ping"
+    await ws.send_bytes(encode_close(8))
+    await wait_until(lambda: cam.open_connections == 0 and client.status.open_connections == 0, what="close")
+    assert client.status.state is TunnelState.UP and client.status.tunnels_opened == 1
+    assert "unknown command" in caplog.text and "not 4" in caplog.text and "did not name" in caplog.text
+
+
+async def test_relay_refusing_the_upgrade_means_invalid_token(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.refuse_upgrade = True
+    client = make_client(
+        spec_for(aiohttp_fake_relay.token, Forward("rtsp", "tcp", "127.0.0.1", 554), uplink=aiohttp_fake_relay.address)
+    )
+    await wait_until(lambda: client.status.state is TunnelState.FAILED, what="failure")
+    assert client.status.reason == "invalid token"
+
+
+async def test_client_drops_a_relay_that_stops_answering(camera, make_client, aiohttp_fake_relay):
+    from camgate.uplink.session import LivenessTimes
+
+    client = make_client(
+        spec_for(aiohttp_fake_relay.token, Forward("rtsp", "tcp", "127.0.0.1", 554), uplink=aiohttp_fake_relay.address),
+        liveness=LivenessTimes(ping_after=0.2, dead_after=0.5),
+    )
+    await aiohttp_fake_relay.tunnel()  # then never reads again, so never answers a ping
+    await wait_until(lambda: client.status.state is TunnelState.UP, what="up")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await wait_until(lambda: client.status.state is not TunnelState.UP, timeout=3, what="the client to give up")
+    assert 0.4 < loop.time() - started < 2
+
+
+async def test_relay_drops_a_client_that_stops_answering(make_relay):
+    from camgate.uplink.session import LivenessTimes
+
+    relay = await make_relay(liveness=LivenessTimes(ping_after=0.2, dead_after=0.5))
+    device, _ = relay.register_device(1011)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+        )
+        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+        await wait_until(lambda: relay.tunnel(1011) is not None, what="up")
+        # Never calling receive() means aiohttp never answers the relay's pings.
+        await wait_until(lambda: relay.tunnel(1011) is None, timeout=3, what="the relay to give up")
+        await ws.close()
+
+
+async def test_idle_tunnel_with_live_peers_stays_up(make_relay, make_client, camera):
+    from camgate.uplink.session import LivenessTimes
+
+    quick = LivenessTimes(ping_after=0.1, dead_after=0.3)
+    relay = await make_relay(liveness=quick)
+    device, _ = relay.register_device(1012)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", 554)), liveness=quick)
+    await tunnel_up(client, relay, 1012)
+    tunnel = relay.tunnel(1012)
+    await asyncio.sleep(1.0)  # several dead_after periods with no frames, only pings
+    assert relay.tunnel(1012) is tunnel and client.status.tunnels_opened == 1
+
+
+async def test_viewer_that_stops_reading_does_not_stall_another(make_relay, camera, make_client, caplog):
+    limits = FlowLimits(per_connection=256 * 1024, per_tunnel=2 * 1024 * 1024, to_websocket=256 * 1024)
+    relay = await make_relay(limits=limits)
+    cam = await camera("select")
+    device, _ = relay.register_device(1013)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)), limits=limits)
+    await tunnel_up(client, relay, 1013)
+    port = relay.tunnel(1013).ports["rtsp"]
+    session = relay.tunnel(1013).session
+
+    stalled_reader, stalled_writer = await open_viewer(port)
+    stalled_writer.write(b"S")  # the camera streams as fast as it can; this viewer never reads
+    reader, writer = await open_viewer(port)
+    writer.write(b"E")
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    for i in range(200):
+        started = loop.time()
+        message = i.to_bytes(4, "big") * 256
+        writer.write(message)
+        assert await asyncio.wait_for(reader.readexactly(len(message)), 2) == message
+        worst = max(worst, loop.time() - started)
+        await asyncio.sleep(0.005)
+    assert worst < 1.0
+    await wait_until(lambda: "reader is too slow" in caplog.text, what="the slow viewer to be closed")
+    # What the relay held for the stalled viewer stayed near its bound (plus at most one
+    # D payload), and the client never queued much more than its bound for the relay.
+    assert session.peak_connection_buffer <= limits.per_connection + 64 * 1024
+    assert client.session.peak_queued_to_websocket <= limits.to_websocket + 300 * 1024
+    assert relay.buffered_bytes() < limits.per_tunnel
+    await wait_until(lambda: cam.open_connections == 1, what="the camera stream to be closed")
+    stalled_writer.transport.abort()
+
+
+async def test_camera_that_stops_reading_does_not_stall_another(make_relay, camera, make_client, caplog):
+    limits = FlowLimits(per_connection=256 * 1024)
+    relay = await make_relay()
+    cam = await camera("select")
+    device, _ = relay.register_device(1014)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)), limits=limits)
+    await tunnel_up(client, relay, 1014)
+    port = relay.tunnel(1014).ports["rtsp"]
+
+    flood_reader, flood_writer = await open_viewer(port)
+    flood_writer.write(b"N")
+
+    async def flood() -> None:
+        chunk = b"f" * 65536
+        try:
+            for _ in range(400):  # 25 MiB, far more than socket buffers hold
+                flood_writer.write(chunk)
+                await flood_writer.drain()
+        except ConnectionError:
+            pass
+
+    flooding = asyncio.create_task(flood())
+    reader, writer = await open_viewer(port)
+    writer.write(b"E")
+    for i in range(100):
+        writer.write(b"abc%d" % i)
+        expected = b"abc%d" % i
+        assert await asyncio.wait_for(reader.readexactly(len(expected)), 2) == expected
+    await wait_until(lambda: "reader is too slow" in caplog.text, what="the camera connection to be dropped")
+    assert await read_eof(flood_reader) == b""
+    await asyncio.wait_for(flooding, 5)
+    # Per-connection bound plus at most one D payload (the relay sends 4096-byte ones).
+    assert client.session.peak_connection_buffer <= limits.per_connection + 4096
