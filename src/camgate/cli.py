@@ -2,6 +2,8 @@
 
     camgate run   [--host H] [--port P]   everything on the embedded default
     camgate web   [--host H] [--port P]   the web server (API + UI) alone
+    camgate agent                         the tunnel agent alone
+    camgate relay [--host H] [--port P] [--public-host NAME] [--tls-cert F --tls-key F]
     camgate <django management command>   e.g. `camgate migrate`, `camgate createsuperuser`
 """
 
@@ -54,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_bind_arguments(web)
     web.add_argument("--workers", type=int, default=2)
     web.add_argument("--no-prepare", action="store_true", help=argparse.SUPPRESS)
+    agent = commands.add_parser("agent", help="the tunnel agent alone")
+    agent.add_argument("--no-prepare", action="store_true", help=argparse.SUPPRESS)
+    relay = commands.add_parser("relay", help="the cloud relay (admin token from CAMGATE_RELAY_ADMIN_TOKEN)")
+    relay.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    relay.add_argument("--port", type=int, default=8443, help="port of the relay's HTTP API and tunnels (default 8443)")
+    relay.add_argument("--public-host", help="name clients and viewers use to reach this relay")
+    relay.add_argument("--tls-cert", help="PEM certificate: serve HTTPS/WSS")
+    relay.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    relay.add_argument("--state", help="JSON file keeping devices and public ports across restarts")
+    relay.add_argument("--port-range", default="20000-29999", help="public ports for forwards, FIRST-LAST (default 20000-29999)")
     return parser
 
 
@@ -78,10 +90,43 @@ def run_web(host: str, port: int, workers: int = 2) -> None:
     _Server().run()
 
 
+def _port_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        low, high = int(first), int(last)
+    except ValueError:
+        raise SystemExit(f"--port-range must look like 20000-29999, not {text!r}") from None
+    if not 1 <= low <= high <= 65535:
+        raise SystemExit(f"--port-range {text!r} is not a range of ports")
+    return low, high
+
+
+def run_relay_command(args: argparse.Namespace) -> int:
+    from camgate import config
+    from camgate.uplink.relay import RelayConfig, run_relay
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    admin_token = config.env_str("CAMGATE_RELAY_ADMIN_TOKEN")
+    if not admin_token:
+        log.warning("CAMGATE_RELAY_ADMIN_TOKEN is not set: the relay's admin API is disabled")
+    run_relay(RelayConfig(
+        host=args.host,
+        port=args.port,
+        public_host=args.public_host,
+        admin_token=admin_token,
+        port_range=_port_range(args.port_range),
+        state_path=args.state or str(config.data_dir() / "relay-state.json"),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    ))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    known = {"run", "web", "-h", "--help"}
+    known = {"run", "web", "agent", "relay", "-h", "--help"}
     if argv and argv[0] not in known:
         from django.core.management import execute_from_command_line
 
@@ -96,6 +141,17 @@ def main(argv: list[str] | None = None) -> int:
             prepare()
         run_web(args.host, args.port, args.workers)
         return 0
+    if args.command == "agent":
+        if not args.no_prepare:
+            prepare()
+        else:
+            _setup_django()
+        from camgate.agent.reconciler import run_agent
+
+        run_agent()
+        return 0
+    if args.command == "relay":
+        return run_relay_command(args)
     if args.command == "run":
         from camgate.supervisor import run_all
 

@@ -8,11 +8,15 @@ part is contained: the supervisor restarts it after a short pause.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+from camgate import config
 
 log = logging.getLogger("camgate.supervisor")
 
@@ -24,20 +28,51 @@ STOP_GRACE_S = 10.0
 class Child:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # on top of ours
     process: subprocess.Popen | None = None
     started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv)
+        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env})
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
 
+def _embedded_relay_admin_token() -> str:
+    """The embedded relay's admin token: from the environment, or made once and kept."""
+    configured = config.env_str("CAMGATE_RELAY_ADMIN_TOKEN")
+    if configured:
+        return configured
+    path = config.data_dir() / "relay-admin-token"
+    if not path.exists():
+        path.write_text(secrets.token_hex(20))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def planned_children(host: str, port: int) -> list[Child]:
     camgate = [sys.executable, "-m", "camgate.cli"]
-    return [
-        Child("web", [*camgate, "web", "--host", host, "--port", str(port), "--no-prepare"]),
-    ]
+    web = Child("web", [*camgate, "web", "--host", host, "--port", str(port), "--no-prepare"])
+    agent = Child("agent", [*camgate, "agent", "--no-prepare"], {"CAMGATE_GATEWAY_HTTP_PORT": str(port)})
+    if config.env_str("CAMGATE_UPLINK_HOST"):
+        return [web, agent]
+    # No cloud configured: a relay on loopback, so camera -> gateway -> relay -> viewer
+    # works on this machine alone. It enrolls whoever asks, which is safe only because
+    # nothing but this machine can reach it.
+    relay_port = config.env_int("CAMGATE_EMBEDDED_RELAY_PORT", 8800)
+    relay_address = f"127.0.0.1:{relay_port}"
+    relay = Child(
+        "relay",
+        [*camgate, "relay", "--host", "127.0.0.1", "--port", str(relay_port), "--port-range", config.env_str("CAMGATE_RELAY_PORT_RANGE") or "20000-29999"],
+        {"CAMGATE_RELAY_ADMIN_TOKEN": _embedded_relay_admin_token()},
+    )
+    agent.env.update({
+        "CAMGATE_UPLINK_HOST": relay_address,
+        "CAMGATE_UPLINK_TLS": "false",
+        "CAMGATE_PROVISIONING_URL": f"http://{relay_address}",
+        "CAMGATE_EMBEDDED_RELAY": "true",
+    })
+    return [relay, web, agent]
 
 
 def run_all(host: str, port: int) -> int:

@@ -1,0 +1,124 @@
+"""What tunnels should exist, as a pure function of the camera table and the settings.
+
+The agent compares this plan with the tunnels it runs: a tunnel whose spec is unchanged
+keeps running, so editing a camera's serial (which its tunnel does not use) does not
+drop its viewers, while editing its ip does restart it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from camgate import config
+from camgate.cameras.models import GATEWAY_STATUS_KEY
+from camgate.uplink.client import DEFAULT_PROVISIONING_URL, TunnelSpec
+from camgate.uplink.protocol import Forward, ProtocolError
+
+
+@dataclass(frozen=True)
+class UplinkSettings:
+    uplink_host: str | None = None  # overrides every token's uplink when set
+    tls: bool = True
+    verify: bool = True
+    cafile: str | None = None
+    provisioning_url: str = DEFAULT_PROVISIONING_URL
+    gateway_tunnel: bool = True
+    gateway_http_host: str = "127.0.0.1"
+    gateway_http_port: int = 8000
+    ssh_port: int = 22  # 0: no SSH forward
+    # The relay is camgate's own on loopback (`camgate run` with no cloud set): a camera
+    # with neither token nor serial + MAC enrolls under a name made from its local id.
+    embedded_relay: bool = False
+
+    @classmethod
+    def from_environment(cls) -> "UplinkSettings":
+        return cls(
+            uplink_host=config.env_str("CAMGATE_UPLINK_HOST") or None,
+            tls=config.env_bool("CAMGATE_UPLINK_TLS", True),
+            verify=config.env_bool("CAMGATE_UPLINK_VERIFY", True),
+            cafile=config.env_str("CAMGATE_UPLINK_CAFILE") or None,
+            provisioning_url=config.env_str("CAMGATE_PROVISIONING_URL") or DEFAULT_PROVISIONING_URL,
+            gateway_tunnel=config.env_bool("CAMGATE_GATEWAY_TUNNEL", True),
+            gateway_http_host=config.env_str("CAMGATE_GATEWAY_HTTP_HOST") or "127.0.0.1",
+            gateway_http_port=config.env_int("CAMGATE_GATEWAY_HTTP_PORT", 8000),
+            ssh_port=config.env_int("CAMGATE_SSH_PORT", 22),
+            embedded_relay=config.env_bool("CAMGATE_EMBEDDED_RELAY", False),
+        )
+
+
+@dataclass(frozen=True)
+class CameraRow:
+    """The camera fields a tunnel depends on (and nothing else, so edits to other
+    fields never restart a tunnel)."""
+
+    camera_id: int
+    access_token: str
+    ip: str
+    http_port: int
+    rtsp_port: int
+    serial: str | None
+    mac: str | None
+    rtsp_only: bool
+
+
+@dataclass(frozen=True)
+class PlannedTunnel:
+    key: str
+    camera_id: int | None
+    spec: TunnelSpec | None
+    problem: str = ""  # why there is no spec: shown as the tunnel's failed reason
+
+
+def camera_key(camera_id: int) -> str:
+    return f"camera-{camera_id}"
+
+
+def _common(settings: UplinkSettings) -> dict:
+    return {
+        "uplink": settings.uplink_host,
+        "tls": settings.tls,
+        "verify": settings.verify,
+        "cafile": settings.cafile,
+        "provisioning_url": settings.provisioning_url,
+    }
+
+
+def plan_camera(camera: CameraRow, settings: UplinkSettings, gateway_uuid: str) -> PlannedTunnel:
+    key = camera_key(camera.camera_id)
+    forwards = [Forward("rtsp", "tcp", camera.ip, camera.rtsp_port)]
+    if not camera.rtsp_only:
+        forwards.insert(0, Forward("http", "http", camera.ip, camera.http_port))
+    if camera.access_token:
+        credentials = {"token": camera.access_token}
+    elif camera.serial and camera.mac:
+        credentials = {"serial": camera.serial, "password": camera.mac}
+    elif settings.embedded_relay:
+        credentials = {"serial": f"CAMGATE-{gateway_uuid}-CAMERA-{camera.camera_id}", "password": gateway_uuid}
+    else:
+        return PlannedTunnel(key, camera.camera_id, None, "no access token, and no serial + MAC to provision one")
+    try:
+        spec = TunnelSpec(key=key, forwards=tuple(forwards), **credentials, **_common(settings))
+    except ProtocolError as error:
+        return PlannedTunnel(key, camera.camera_id, None, str(error))
+    return PlannedTunnel(key, camera.camera_id, spec)
+
+
+def plan_gateway(gateway_uuid: str, settings: UplinkSettings) -> PlannedTunnel:
+    forwards = [Forward("web", "http", settings.gateway_http_host, settings.gateway_http_port)]
+    if settings.ssh_port:
+        forwards.append(Forward("ssh", "tcp", "127.0.0.1", settings.ssh_port))
+    spec = TunnelSpec(
+        key=GATEWAY_STATUS_KEY,
+        forwards=tuple(forwards),
+        serial=gateway_uuid,
+        password=gateway_uuid,
+        **_common(settings),
+    )
+    return PlannedTunnel(GATEWAY_STATUS_KEY, None, spec)
+
+
+def plan_tunnels(active_cameras: list[CameraRow], gateway_uuid: str, settings: UplinkSettings) -> dict[str, PlannedTunnel]:
+    plan = {camera_key(c.camera_id): plan_camera(c, settings, gateway_uuid) for c in active_cameras}
+    if settings.gateway_tunnel:
+        plan[GATEWAY_STATUS_KEY] = plan_gateway(gateway_uuid, settings)
+    return plan
