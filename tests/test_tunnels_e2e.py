@@ -1,0 +1,213 @@
+"""camera -> gateway -> relay -> viewer on one machine, with real parts only.
+
+`camgate run` on the embedded default (relay on loopback, web, agent), GStreamer's RTSP
+server as the camera, ffprobe as the viewer, cameras added through the REST API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.support.cameras import CAMERA_PAGE, CameraWebServer, RtspCamera, ffprobe_stream
+from tests.support.processes import camgate_env, camgate_process, free_port, http_json, wait_for_http
+
+pytestmark = pytest.mark.e2e
+
+
+class Gateway:
+    def __init__(self, base: str, token: str, relay_port: int, data_dir) -> None:
+        self.base, self.token, self.relay_port, self.data_dir = base, token, relay_port, data_dir
+
+    def api(self, method: str, path: str, body=None):
+        return http_json(method, self.base + path, body, token=self.token)
+
+    def relay_admin(self, method: str, path: str, body=None):
+        admin = (self.data_dir / "relay-admin-token").read_text().strip()
+        return http_json(method, f"http://127.0.0.1:{self.relay_port}{path}", body, headers={"Authorization": f"Bearer {admin}"})
+
+    def mint_token(self, camid: int) -> str:
+        status, body = self.relay_admin("POST", "/api/devices", {"camid": camid, "cmngrid": 1})
+        assert status in (200, 201), body
+        return body["access_token"]
+
+    def wait_for_camera(self, camera_id: int, predicate, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        camera = None
+        while time.monotonic() < deadline:
+            status, camera = self.api("GET", f"/api/camera/{camera_id}/")
+            if status == 200 and predicate(camera):
+                return camera
+            time.sleep(0.2)
+        raise AssertionError(f"camera {camera_id} never reached the expected state: {camera}")
+
+
+def endpoint(camera: dict, name: str) -> int:
+    return next(e["proxy_port"] for e in camera["tunnel"]["endpoints"] if e["name"] == name)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def is_up(camera: dict) -> bool:
+    return bool(camera["tunnel"] and camera["tunnel"]["state"] == "up" and camera["tunnel"]["endpoints"])
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gateway")
+    port, relay_port = free_port(), free_port()
+    range_start = random.randrange(40000, 48000, 100)
+    env = camgate_env(
+        tmp / "data",
+        CAMGATE_EMBEDDED_RELAY_PORT=str(relay_port),
+        CAMGATE_RELAY_PORT_RANGE=f"{range_start}-{range_start + 99}",
+        CAMGATE_SSH_PORT="0",
+    )
+    with camgate_process(["run", "--port", str(port)], env, tmp / "camgate.log") as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/api/cameras/")
+        wait_for_http(f"http://127.0.0.1:{relay_port}/api/devices")
+        _, body = http_json("POST", base + "/api/auth-token/", {"username": "admin", "password": "admin"})
+        yield Gateway(base, body["token"], relay_port, tmp / "data")
+        assert process.poll() is None, "camgate run died during the tests"
+
+
+@pytest.fixture
+def rtsp_camera():
+    camera = RtspCamera(free_port(), 320, 240).start()
+    yield camera
+    camera.stop()
+
+
+@pytest.fixture
+def camera_web():
+    server = CameraWebServer()
+    yield server
+    server.stop()
+
+
+def add_camera(gateway: Gateway, rtsp_camera: RtspCamera, camera_web: CameraWebServer, camid: int, **extra) -> dict:
+    status, camera = gateway.api("POST", "/api/add-camera/", {
+        "ip": "127.0.0.1", "rtsp_port": rtsp_camera.port, "http_port": camera_web.port,
+        "is_active": True, "access_token": gateway.mint_token(camid), **extra,
+    })
+    assert status == 201, camera
+    return camera
+
+
+def test_viewer_reads_the_camera_stream_and_web_page_through_the_relay(gateway, rtsp_camera, camera_web):
+    added = add_camera(gateway, rtsp_camera, camera_web, camid=5001)
+    camera = gateway.wait_for_camera(added["camera_id"], is_up)
+    assert camera["pid"] is not None and camera["pid"] != os.getpid()
+
+    stream = ffprobe_stream(f"rtsp://127.0.0.1:{endpoint(camera, 'rtsp')}{rtsp_camera.path}")
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", 320, 240)
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{endpoint(camera, 'http')}/", timeout=10) as response:
+        assert response.read() == CAMERA_PAGE
+
+    # The VMS's view: the relay's device lookup names the same public ports.
+    status, device = gateway.relay_admin("GET", "/api/device/5001")
+    assert status == 200
+    assert {f["name"]: f["proxy_port"] for f in device["forwards"]} == {"http": endpoint(camera, "http"), "rtsp": endpoint(camera, "rtsp")}
+    traffic = gateway.wait_for_camera(added["camera_id"], lambda c: c["tunnel"]["bytes_to_cloud"] > 1000)
+    assert traffic["tunnel"]["bytes_from_cloud"] > 0
+
+
+def test_rtsp_only_has_no_http_listener(gateway, rtsp_camera, camera_web):
+    added = add_camera(gateway, rtsp_camera, camera_web, camid=5002, rtsp_only=True)
+    camera = gateway.wait_for_camera(added["camera_id"], is_up)
+    assert [e["name"] for e in camera["tunnel"]["endpoints"]] == ["rtsp"]
+    status, device = gateway.relay_admin("GET", "/api/device/5002")
+    assert [f["name"] for f in device["forwards"]] == ["rtsp"]
+    assert ffprobe_stream(f"rtsp://127.0.0.1:{endpoint(camera, 'rtsp')}{rtsp_camera.path}")["codec_name"] == "mjpeg"
+
+
+def test_edit_restarts_only_when_a_used_field_changes_and_inactive_stops(gateway, rtsp_camera, camera_web):
+    added = add_camera(gateway, rtsp_camera, camera_web, camid=5003)
+    camera_id = added["camera_id"]
+    camera = gateway.wait_for_camera(camera_id, is_up)
+    rtsp_port = endpoint(camera, "rtsp")
+    viewer = socket.create_connection(("127.0.0.1", rtsp_port), timeout=5)
+    gateway.wait_for_camera(camera_id, lambda c: c["tunnel"]["open_connections"] == 1)
+
+    # serial is not used by the tunnel: the viewer's connection survives.
+    assert gateway.api("POST", f"/api/edit-camera/{camera_id}/", {"serial": "NEWSERIAL"})[0] == 200
+    time.sleep(1.5)
+    assert gateway.api("GET", f"/api/camera/{camera_id}/")[1]["tunnel"]["open_connections"] == 1
+    viewer.sendall(b"OPTIONS rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+    assert viewer.recv(100).startswith(b"RTSP/1.0 200")
+
+    # rtsp_only is used: the tunnel restarts (the viewer is closed) and http goes away.
+    assert gateway.api("POST", f"/api/edit-camera/{camera_id}/", {"rtsp_only": True})[0] == 200
+    viewer.settimeout(10)
+    assert read_until_closed(viewer).endswith(b"\r\n")  # the rest of the OPTIONS answer, then EOF
+    camera = gateway.wait_for_camera(camera_id, lambda c: is_up(c) and len(c["tunnel"]["endpoints"]) == 1)
+    assert endpoint(camera, "rtsp") == rtsp_port  # same public port across the restart
+
+    assert gateway.api("POST", f"/api/edit-camera/{camera_id}/", {"is_active": False})[0] == 200
+    camera = gateway.wait_for_camera(camera_id, lambda c: c["tunnel"]["state"] == "stopped")
+    assert camera["pid"] is None
+    assert gateway.relay_admin("GET", "/api/device/5003")[0] == 404
+
+    assert gateway.api("DELETE", f"/api/cameras/{camera_id}/")[0] == 204
+
+
+def test_camera_down_closes_viewers_and_tunnel_stays_up(gateway, camera_web):
+    rtsp_port = free_port()
+    camera_process = RtspCamera(rtsp_port).start()
+    added = add_camera(gateway, camera_process, camera_web, camid=5004)
+    camera = gateway.wait_for_camera(added["camera_id"], is_up)
+    url = f"rtsp://127.0.0.1:{endpoint(camera, 'rtsp')}/stream"
+    assert ffprobe_stream(url)["codec_name"] == "mjpeg"
+
+    camera_process.stop()
+    viewer = socket.create_connection(("127.0.0.1", endpoint(camera, "rtsp")), timeout=10)
+    assert viewer.recv(100) == b""  # closed cleanly: the camera refused, the relay got C
+    viewer.close()
+    with pytest.raises(RuntimeError):
+        ffprobe_stream(url, timeout=20)
+    assert gateway.api("GET", f"/api/camera/{added['camera_id']}/")[1]["tunnel"]["state"] == "up"
+
+    RtspCamera(rtsp_port).start()
+    try:
+        assert ffprobe_stream(url)["codec_name"] == "mjpeg"
+    finally:
+        subprocess.run(["pkill", "-f", f"rtsp_camera.py {rtsp_port} "], check=False)
+
+
+def test_relay_killed_and_restarted_tunnels_come_back_on_the_same_ports(gateway, rtsp_camera, camera_web):
+    added = add_camera(gateway, rtsp_camera, camera_web, camid=5005)
+    before = gateway.wait_for_camera(added["camera_id"], is_up)
+    pids = subprocess.run(["pgrep", "-f", f"camgate.cli relay --host 127.0.0.1 --port {gateway.relay_port}"],
+                          capture_output=True, text=True).stdout.split()
+    assert len(pids) == 1
+    os.kill(int(pids[0]), signal.SIGKILL)  # the supervisor starts it again
+    gateway.wait_for_camera(added["camera_id"], lambda c: c["tunnel"]["state"] != "up", timeout=20)
+    after = gateway.wait_for_camera(added["camera_id"], is_up, timeout=40)
+    assert after["tunnel"]["endpoints"] == before["tunnel"]["endpoints"]
+    assert ffprobe_stream(f"rtsp://127.0.0.1:{endpoint(after, 'rtsp')}{rtsp_camera.path}")["width"] == 320
+
+
+def test_invalid_token_is_reported_and_not_hammered(gateway, rtsp_camera, camera_web):
+    from tests.conftest import make_token
+
+    forged = make_token(5006, uplink=f"127.0.0.1:{gateway.relay_port}")
+    status, added = gateway.api("POST", "/api/add-camera/", {"ip": "127.0.0.1", "rtsp_port": rtsp_camera.port, "access_token": forged})
+    assert status == 201
+    camera = gateway.wait_for_camera(added["camera_id"], lambda c: c["tunnel"] and c["tunnel"]["state"] == "failed")
+    assert camera["tunnel"]["reason"] == "invalid token" and camera["pid"] is None
+    assert json.dumps(camera["tunnel"]).count(forged) == 0
