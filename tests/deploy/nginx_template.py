@@ -48,10 +48,10 @@ def substitute(text: str, expected: tuple[str, int], new: str) -> str:
     return text.replace(old, new)
 
 
-def render(listen_port: int, upstream: str, static_root: Path, work_dir: Path) -> str:
-    """deploy/nginx.conf listening on loopback LISTEN_PORT, proxying to UPSTREAM
-    (host:port), serving STATIC_ROOT, with logs and temporary files in WORK_DIR."""
-    text = NGINX_CONF.read_text()
+def render(listen_port: int, upstream: str, static_root: Path, work_dir: Path, text: str | None = None) -> str:
+    """deploy/nginx.conf (or TEXT) listening on loopback LISTEN_PORT, proxying to
+    UPSTREAM (host:port), serving STATIC_ROOT, with logs and temporary files in WORK_DIR."""
+    text = NGINX_CONF.read_text() if text is None else text
     text = substitute(text, LISTEN, f"listen 127.0.0.1:{listen_port};")
     text = substitute(text, UPSTREAM, f"http://{upstream}")
     text = substitute(text, STATIC_ALIAS, f"alias {static_root}/;")
