@@ -3,7 +3,10 @@ from django.views.defaults import page_not_found, server_error
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from camgate.health import healthz
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("camgate.cameras.api.urls")),
 ]
