@@ -54,7 +54,7 @@ case "$service" in
         check_data_dir
         wait_for_schema
         # The agent reconciles at start: every active camera's tunnel, and the gateway's own.
-        exec camgate agent "$@"
+        exec camgate agent --no-prepare "$@"
         ;;
     *)
         exec camgate "$service" "$@"

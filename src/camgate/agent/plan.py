@@ -25,6 +25,7 @@ class UplinkSettings:
     gateway_tunnel: bool = True
     gateway_http_host: str = "127.0.0.1"
     gateway_http_port: int = 8000
+    ssh_host: str = "127.0.0.1"
     ssh_port: int = 22  # 0: no SSH forward
     # The relay is camgate's own on loopback (`camgate run` with no cloud set): a camera
     # with neither token nor serial + MAC enrolls under a name made from its local id.
@@ -41,6 +42,7 @@ class UplinkSettings:
             gateway_tunnel=config.env_bool("CAMGATE_GATEWAY_TUNNEL", True),
             gateway_http_host=config.env_str("CAMGATE_GATEWAY_HTTP_HOST") or "127.0.0.1",
             gateway_http_port=config.env_int("CAMGATE_GATEWAY_HTTP_PORT", 8000),
+            ssh_host=config.env_str("CAMGATE_SSH_HOST") or "127.0.0.1",
             ssh_port=config.env_int("CAMGATE_SSH_PORT", 22),
             embedded_relay=config.env_bool("CAMGATE_EMBEDDED_RELAY", False),
         )
@@ -106,7 +108,7 @@ def plan_camera(camera: CameraRow, settings: UplinkSettings, gateway_uuid: str) 
 def plan_gateway(gateway_uuid: str, settings: UplinkSettings) -> PlannedTunnel:
     forwards = [Forward("web", "http", settings.gateway_http_host, settings.gateway_http_port)]
     if settings.ssh_port:
-        forwards.append(Forward("ssh", "tcp", "127.0.0.1", settings.ssh_port))
+        forwards.append(Forward("ssh", "tcp", settings.ssh_host, settings.ssh_port))
     spec = TunnelSpec(
         key=GATEWAY_STATUS_KEY,
         forwards=tuple(forwards),
