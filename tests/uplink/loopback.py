@@ -110,10 +110,6 @@ async def tunnel_up(client: TunnelClient, relay: RelayServer, camid: int, timeou
     )
 
 
-async def open_viewer(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port)
-
-
 async def read_eof(reader: asyncio.StreamReader, timeout: float = 5.0) -> bytes:
     """Everything until the far end closes (reset counts as closed)."""
     chunks = []

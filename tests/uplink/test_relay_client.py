@@ -17,7 +17,7 @@ from camgate.uplink.protocol import Forward, build_hello, decode_frame, encode_c
 from camgate.uplink.session import FlowLimits
 from camgate.uplink.tokens import encode_access_token
 
-from .loopback import ADMIN_TOKEN, free_port, open_viewer, read_eof, spec_for, tunnel_up, wait_until
+from .loopback import ADMIN_TOKEN, free_port, read_eof, spec_for, tunnel_up, wait_until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -28,7 +28,7 @@ async def lookup(relay, camid):
             return resp.status, await resp.json()
 
 
-async def test_viewer_data_round_trips_through_the_tunnel(relay, camera, make_client):
+async def test_viewer_data_round_trips_through_the_tunnel(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1001, 1)
     forwards = (Forward("http", "http", "127.0.0.1", cam.port), Forward("rtsp", "tcp", "127.0.0.1", cam.port))
@@ -58,7 +58,7 @@ async def test_viewer_data_round_trips_through_the_tunnel(relay, camera, make_cl
     assert status.bytes_to_cloud == status.bytes_from_cloud == len(data)
 
 
-async def test_two_hundred_concurrent_viewers(relay, camera, make_client):
+async def test_two_hundred_concurrent_viewers(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1002)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
@@ -82,7 +82,7 @@ async def test_two_hundred_concurrent_viewers(relay, camera, make_client):
     assert cam.accepted == 200
 
 
-async def test_viewers_beyond_the_connection_limit_are_refused(make_relay, camera, make_client):
+async def test_viewers_beyond_the_connection_limit_are_refused(open_viewer, make_relay, camera, make_client):
     relay = await make_relay(max_connections=2)
     cam = await camera()
     device, _ = relay.register_device(1003)
@@ -102,7 +102,7 @@ async def test_viewers_beyond_the_connection_limit_are_refused(make_relay, camer
     assert await reader.readexactly(2) == b"ok"
 
 
-async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(relay, camera, make_client):
+async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(open_viewer, relay, camera, make_client):
     cam_port = free_port()
     device, _ = relay.register_device(1004)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam_port)))
@@ -123,7 +123,7 @@ async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(relay, came
     assert relay.tunnel(1004) is tunnel and client.status.tunnels_opened == 1
 
 
-async def test_data_sent_before_the_camera_answers_arrives_in_order(relay, camera, make_client):
+async def test_data_sent_before_the_camera_answers_arrives_in_order(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1005)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
@@ -146,7 +146,7 @@ async def test_rtsp_only_tunnel_has_one_listener(relay, camera, make_client):
     assert status == 200 and [f["name"] for f in body["forwards"]] == ["rtsp"]
 
 
-async def test_relay_restart_keeps_public_ports(make_relay, camera, make_client):
+async def test_relay_restart_keeps_public_ports(open_viewer, make_relay, camera, make_client):
     relay = await make_relay()
     cam = await camera()
     device, _ = relay.register_device(1007)
@@ -167,7 +167,7 @@ async def test_relay_restart_keeps_public_ports(make_relay, camera, make_client)
     assert await reader.readexactly(18) == b"GET / HTTP/1.0\r\n\r\n"
 
 
-async def test_new_tunnel_replaces_the_old_one_at_once(relay, camera, make_client):
+async def test_new_tunnel_replaces_the_old_one_at_once(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1008)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
@@ -220,7 +220,7 @@ async def test_unreachable_relay_is_retried(make_client):
     assert token not in repr(client.status) and token not in client.status.last_error
 
 
-async def test_malformed_frames_from_a_client_are_ignored(relay, caplog):
+async def test_malformed_frames_from_a_client_are_ignored(open_viewer, relay, caplog):
     caplog.set_level(logging.INFO)
     device, _ = relay.register_device(1010)
     async with aiohttp.ClientSession() as http:
@@ -336,7 +336,7 @@ async def test_idle_tunnel_with_live_peers_stays_up(make_relay, make_client, cam
     assert relay.tunnel(1012) is tunnel and client.status.tunnels_opened == 1
 
 
-async def test_viewer_that_stops_reading_does_not_stall_another(make_relay, camera, make_client, caplog):
+async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
     limits = FlowLimits(per_connection=256 * 1024, per_tunnel=2 * 1024 * 1024, to_websocket=256 * 1024)
     relay = await make_relay(limits=limits)
     cam = await camera("select")
@@ -370,7 +370,7 @@ async def test_viewer_that_stops_reading_does_not_stall_another(make_relay, came
     stalled_writer.transport.abort()
 
 
-async def test_camera_that_stops_reading_does_not_stall_another(make_relay, camera, make_client, caplog):
+async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
     limits = FlowLimits(per_connection=256 * 1024)
     relay = await make_relay()
     cam = await camera("select")
