@@ -403,3 +403,98 @@ async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, mak
     await asyncio.wait_for(flooding, 5)
     # Per-connection bound plus at most one D payload (the relay sends 4096-byte ones).
     assert client.session.peak_connection_buffer <= limits.per_connection + 4096
+
+
+async def test_reissued_token_ends_the_live_tunnel(relay, make_client):
+    device, _ = relay.register_device(1015)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", 554)))
+    await tunnel_up(client, relay, 1015)
+    relay.register_device(1015)  # a new token: the old one, and its tunnel, are gone
+    await wait_until(lambda: client.status.state is TunnelState.FAILED, what="failure")
+    assert client.status.reason == "invalid token" and relay.tunnel(1015) is None
+
+
+def _client_frame(opcode: int, payload: bytes, fin: bool) -> bytes:
+    """One masked client-to-server WebSocket frame (RFC 6455), built by hand."""
+    mask = os.urandom(4)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_fragmented_messages_are_reassembled(relay, open_viewer):
+    import base64
+
+    device, _ = relay.register_device(1016)
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ra-proxy HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: ra-proxy\r\nAuthorization: {device.access_token}\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101") and b"ra-proxy" in head
+    hello = build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]).encode()
+    # The hello in three fragments: TEXT, continuation, final continuation.
+    writer.write(_client_frame(0x1, hello[:10], False) + _client_frame(0x0, hello[10:20], False)
+                 + _client_frame(0x0, hello[20:], True))
+    await wait_until(lambda: relay.tunnel(1016) is not None, what="the tunnel")
+
+    viewer_reader, viewer_writer = await open_viewer(relay.tunnel(1016).ports["rtsp"])
+    await wait_until(lambda: relay.tunnel(1016).session.open_connections == 1, what="the viewer's id")
+    (cid,) = [cid for cid, _ in relay.tunnel(1016).session.table.items()]
+    frame = encode_data(cid, b"fragmented payload")
+    writer.write(_client_frame(0x2, frame[:2], False) + _client_frame(0x0, frame[2:9], False)
+                 + _client_frame(0x0, frame[9:], True))
+    assert await viewer_reader.readexactly(18) == b"fragmented payload"
+    writer.close()
+
+
+async def test_run_relay_shuts_down_on_sigterm(tmp_path):
+    import signal
+    import sys
+
+    from .loopback import free_port
+
+    port = free_port()
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO);"
+        "from camgate.uplink.relay import RelayConfig, run_relay;"
+        f"run_relay(RelayConfig(port={port}, port_range=None, admin_token='x', state_path={str(tmp_path / 's.json')!r}))"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def answering() -> bool:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/api/ws-endpoint") as resp:
+                        return resp.status == 403
+                except aiohttp.ClientError:
+                    return False
+
+            for _ in range(200):
+                if await answering():
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("relay did not start")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 5) == 0
+        stderr = (await process.stderr.read()).decode()
+        assert "relay shutting down" in stderr
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

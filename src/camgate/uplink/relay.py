@@ -119,6 +119,7 @@ class RelayServer:
         self.store = RelayStore(config.state_path)
         self.tunnels: dict[int, RelayTunnel] = {}
         self._device_locks: dict[int, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = self._make_app()
@@ -193,7 +194,9 @@ class RelayServer:
         old = self.tunnels.get(camid)
         if old is not None and not created:
             # The old token is revoked; its tunnel must not outlive it.
-            asyncio.get_running_loop().create_task(old.stop())
+            task = asyncio.get_running_loop().create_task(old.stop())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return device, created
 
     def tunnel(self, camid: int) -> RelayTunnel | None:
@@ -357,7 +360,9 @@ class RelayServer:
             ws,
             role=Role.RELAY,
             label=label,
-            send_payload_max=hello.websocket_buffer_size,
+            # At most what the client said it takes; and no more than 64 KiB whatever it
+            # says, since larger frames gain nothing and cost memory per message.
+            send_payload_max=min(hello.websocket_buffer_size, MAX_PAYLOAD_ACCEPTED),
             forwards=hello.forwards,
             max_connections=self.config.max_connections,
             limits=self.config.limits,
