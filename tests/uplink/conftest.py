@@ -17,8 +17,8 @@ from .loopback import ADMIN_TOKEN, FAST_BACKOFF, FAST_SLOW_RETRY, Camera, FakeRe
 async def camera():
     cameras: list[Camera] = []
 
-    async def start(mode: str = "echo", port: int = 0) -> Camera:
-        cam = await Camera(mode).start(port)
+    async def start(mode: str = "echo", port: int = 0, rcvbuf: int | None = None) -> Camera:
+        cam = await Camera(mode, rcvbuf).start(port)
         cameras.append(cam)
         return cam
 

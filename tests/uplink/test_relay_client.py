@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import socket
 
 import aiohttp
 import pytest
@@ -337,7 +338,8 @@ async def test_idle_tunnel_with_live_peers_stays_up(make_relay, make_client, cam
 
 
 async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
-    limits = FlowLimits(per_connection=256 * 1024, per_tunnel=2 * 1024 * 1024, to_websocket=256 * 1024)
+    limits = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, per_tunnel=4 * 1024 * 1024,
+                        to_websocket=256 * 1024, stall_timeout=0.3)
     relay = await make_relay(limits=limits)
     cam = await camera("select")
     device, _ = relay.register_device(1013)
@@ -359,11 +361,12 @@ async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, mak
         assert await asyncio.wait_for(reader.readexactly(len(message)), 2) == message
         worst = max(worst, loop.time() - started)
         await asyncio.sleep(0.005)
-    assert worst < 1.0
+    # The stalled viewer may hold the tunnel for one stall_timeout, no more.
+    assert worst < limits.stall_timeout + 0.5
     await wait_until(lambda: "reader is too slow" in caplog.text, what="the slow viewer to be closed")
     # What the relay held for the stalled viewer stayed near its bound (plus at most one
     # D payload), and the client never queued much more than its bound for the relay.
-    assert session.peak_connection_buffer <= limits.per_connection + 64 * 1024
+    assert session.peak_connection_buffer <= limits.per_connection_max + 64 * 1024
     assert client.session.peak_queued_to_websocket <= limits.to_websocket + 300 * 1024
     assert relay.buffered_bytes() < limits.per_tunnel
     await wait_until(lambda: cam.open_connections == 1, what="the camera stream to be closed")
@@ -371,7 +374,7 @@ async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, mak
 
 
 async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
-    limits = FlowLimits(per_connection=256 * 1024)
+    limits = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, stall_timeout=0.3)
     relay = await make_relay()
     cam = await camera("select")
     device, _ = relay.register_device(1014)
@@ -397,12 +400,63 @@ async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, mak
     for i in range(100):
         writer.write(b"abc%d" % i)
         expected = b"abc%d" % i
-        assert await asyncio.wait_for(reader.readexactly(len(expected)), 2) == expected
+        assert await asyncio.wait_for(reader.readexactly(len(expected)), limits.stall_timeout + 0.5) == expected
     await wait_until(lambda: "reader is too slow" in caplog.text, what="the camera connection to be dropped")
     assert await read_eof(flood_reader) == b""
     await asyncio.wait_for(flooding, 5)
     # Per-connection bound plus at most one D payload (the relay sends 4096-byte ones).
-    assert client.session.peak_connection_buffer <= limits.per_connection + 4096
+    assert client.session.peak_connection_buffer <= limits.per_connection_max + 4096
+
+
+SMALL = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, stall_timeout=0.5)
+
+
+async def test_slow_camera_gets_a_whole_upload(open_viewer, make_relay, camera, make_client, caplog):
+    relay = await make_relay(limits=SMALL)
+    cam = await camera("select", rcvbuf=16 * 1024)
+    device, _ = relay.register_device(1017)
+    client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)), limits=SMALL)
+    await tunnel_up(client, relay, 1017)
+    reader, writer = await open_viewer(relay.tunnel(1017).ports["http"])
+    upload = os.urandom(6 * 1024 * 1024)  # 12 times the bound at which a reader is dropped
+    writer.write(b"U" + len(upload).to_bytes(8, "big"))
+    for start in range(0, len(upload), 65536):
+        writer.write(upload[start : start + 65536])
+        await writer.drain()
+    assert await asyncio.wait_for(reader.readexactly(32), 10) == hashlib.sha256(upload).digest()
+    assert "too slow" not in caplog.text
+    assert client.session.pauses > 0  # the camera really was the bottleneck
+    assert client.session.peak_connection_buffer <= SMALL.per_connection_max
+
+
+async def test_slow_viewer_gets_a_whole_download(open_viewer, make_relay, camera, make_client, caplog):
+    relay = await make_relay(limits=SMALL)
+    cam = await camera("select")
+    device, _ = relay.register_device(1018)
+    client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)), limits=SMALL)
+    await tunnel_up(client, relay, 1018)
+    session = relay.tunnel(1018).session
+    # A small receive buffer, so the kernel holds little and the relay sees the slowness.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", relay.tunnel(1018).ports["http"]))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=32 * 1024)
+    size = 6 * 1024 * 1024
+    writer.write(b"G" + size.to_bytes(8, "big"))
+    digest, received = hashlib.sha256(), 0
+    try:
+        while received < size:
+            data = await asyncio.wait_for(reader.read(32 * 1024), 5)
+            assert data, f"download cut short after {received} bytes"
+            digest.update(data)
+            received += len(data)
+            await asyncio.sleep(0.004)  # a viewer on a slow link
+    finally:
+        writer.close()
+    assert digest.digest() == hashlib.sha256(random.Random(size).randbytes(size)).digest()
+    assert "too slow" not in caplog.text
+    assert session.pauses > 0  # the viewer really was the bottleneck
+    assert session.peak_connection_buffer <= SMALL.per_connection_max
 
 
 async def test_reissued_token_ends_the_live_tunnel(relay, make_client):

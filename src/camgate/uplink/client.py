@@ -335,7 +335,7 @@ class TunnelClient:
                 autoping=False,  # the session answers pings itself, to see pongs
                 max_msg_size=_MAX_MESSAGE,
                 ssl=self._ssl(self.spec.tls),
-                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                timeout=aiohttp.ClientWSTimeout(ws_close=1.0),  # a dead relay never answers close
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 403:

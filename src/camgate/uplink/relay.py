@@ -340,7 +340,7 @@ class RelayServer:
             log.info("tunnel refused from %s: invalid token", request.remote)
             return _json_error(403, "invalid token")
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=5.0
+            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
         )
         await ws.prepare(request)
         label = f"relay camid {device.camid}"
