@@ -138,9 +138,7 @@ class RelayServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port, ssl_context=ssl_context, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         if not config.admin_token:
             log.warning("relay has no admin token: the admin API refuses every request")
         log.info("relay listening on %s:%d, public address %s", config.host, self.port, self.public_address)

@@ -138,6 +138,8 @@ class _Leg(asyncio.Protocol):
 
 
 class TunnelSession:
+    """Frames of one WebSocket, after the hello, to and from that tunnel's TCP sockets."""
+
     def __init__(
         self,
         ws: Any,
