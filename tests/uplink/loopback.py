@@ -156,6 +156,9 @@ class FakeRelay:
 
     def __init__(self) -> None:
         self.refuse_upgrade = False
+        self.endpoint_status = 200
+        self.provisioning_status = 200
+        self.provisioning_requests = 0
         self.hello: str | None = None
         self.address = ""
         self._tunnels: asyncio.Queue = asyncio.Queue()
@@ -166,7 +169,13 @@ class FakeRelay:
         from aiohttp import web
 
         app = web.Application()
-        app.add_routes([web.get("/api/ws-endpoint", self._endpoint), web.get("/ra-proxy", self._tunnel)])
+        app.add_routes(
+            [
+                web.get("/v1/token", self._provision),
+                web.get("/api/ws-endpoint", self._endpoint),
+                web.get("/ra-proxy", self._tunnel),
+            ]
+        )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -174,10 +183,20 @@ class FakeRelay:
         self.address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
         return self
 
+    async def _provision(self, request):
+        from aiohttp import web
+
+        self.provisioning_requests += 1
+        if self.provisioning_status != 200:
+            return web.Response(status=self.provisioning_status)
+        return web.json_response({"access_token": self.token})
+
     async def _endpoint(self, request):
         from aiohttp import web
 
         assert request.headers["Authorization"] == self.token
+        if self.endpoint_status != 200:
+            return web.Response(status=self.endpoint_status)
         return web.json_response({"domain": self.address, "path": "/ra-proxy"})
 
     async def _tunnel(self, request):

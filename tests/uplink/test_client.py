@@ -164,3 +164,39 @@ def test_slow_retry_every_minute_for_five_minutes_then_hourly():
 )
 def test_with_port(host, port, expected):
     assert _with_port(host, port) == expected
+
+
+def _provisioned_spec(fake) -> TunnelSpec:
+    return TunnelSpec(key="cam", serial="s", password="p", forwards=(RTSP,), uplink=fake.address,
+                      provisioning_url=f"http://{fake.address}", tls=False)
+
+
+async def test_provisioning_other_4xx_is_fatal(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.provisioning_status = 403
+    client = make_client(_provisioned_spec(aiohttp_fake_relay))
+    await wait_until(lambda: client.status.state is TunnelState.FAILED, what="failure")
+    assert client.status.reason == "provisioning refused: HTTP 403"
+    await asyncio.sleep(0.2)
+    assert client._task.done() and aiohttp_fake_relay.provisioning_requests == 1
+
+
+async def test_provisioning_5xx_is_retried_with_backoff(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.provisioning_status = 503
+    client = make_client(_provisioned_spec(aiohttp_fake_relay))
+    await wait_until(lambda: aiohttp_fake_relay.provisioning_requests >= 3, what="retries")
+    assert client.status.state is TunnelState.CONNECTING
+    assert client.status.last_error == "provisioning service error: HTTP 503"
+    aiohttp_fake_relay.provisioning_status = 200
+    await aiohttp_fake_relay.tunnel()
+    await wait_until(lambda: client.status.state is TunnelState.UP, what="up")
+    assert client.status.local_token == aiohttp_fake_relay.token
+
+
+async def test_ws_endpoint_errors_other_than_403_are_retried(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.endpoint_status = 500
+    client = make_client(spec_for(aiohttp_fake_relay.token, RTSP, uplink=aiohttp_fake_relay.address))
+    await wait_until(lambda: client.status.last_error == "relay error: HTTP 500 from ws-endpoint", what="error")
+    aiohttp_fake_relay.endpoint_status = 200
+    await aiohttp_fake_relay.tunnel()
+    await wait_until(lambda: client.status.state is TunnelState.UP, what="up")
+    assert client.status.endpoints == ()  # a relay without camgate's extension says none

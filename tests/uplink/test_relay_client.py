@@ -156,9 +156,15 @@ async def test_relay_restart_keeps_public_ports(open_viewer, make_relay, camera,
     await tunnel_up(client, relay, 1007)
     ports = dict(relay.tunnel(1007).ports)
     relay_port = relay.port
+    reader, writer = await open_viewer(ports["rtsp"])
+    writer.write(b"x")
+    assert await reader.readexactly(1) == b"x"
 
     await relay.close()
     await wait_until(lambda: client.status.state is not TunnelState.UP, what="the client to notice")
+    # Both ends close every tunnelled connection when the WebSocket goes.
+    assert await read_eof(reader) == b""
+    await wait_until(lambda: cam.open_connections == 0, what="the camera connection to close")
     relay = await make_relay(port=relay_port)  # same state file
     await tunnel_up(client, relay, 1007)
     assert relay.tunnel(1007).ports == ports
