@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -16,8 +17,8 @@ from .loopback import ADMIN_TOKEN, FAST_BACKOFF, FAST_SLOW_RETRY, Camera, FakeRe
 async def camera():
     cameras: list[Camera] = []
 
-    async def start(mode: str = "echo", port: int = 0) -> Camera:
-        cam = await Camera(mode).start(port)
+    async def start(mode: str = "echo", port: int = 0, rcvbuf: int | None = None) -> Camera:
+        cam = await Camera(mode, rcvbuf).start(port)
         cameras.append(cam)
         return cam
 
@@ -74,3 +75,19 @@ async def aiohttp_fake_relay():
     relay = await FakeRelay().start()
     yield relay
     await relay.close()
+
+
+@pytest.fixture
+async def open_viewer():
+    """Connect to a relay's public port like a viewer; closed at the end of the test."""
+    writers = []
+
+    async def connect(port: int):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writers.append(writer)
+        return reader, writer
+
+    yield connect
+    for writer in writers:
+        writer.transport.abort()
+        writer.close()

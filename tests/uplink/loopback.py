@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import random
 import socket
 from typing import Callable
 
@@ -33,10 +35,13 @@ def free_port() -> int:
 
 class Camera:
     """A TCP server standing in for a camera. Modes, chosen per connection by its first
-    byte when ``mode`` is "select": ``E`` echo, ``S`` stream forever, ``N`` never read."""
+    byte when ``mode`` is "select": ``E`` echo, ``S`` stream forever, ``N`` never read,
+    ``U`` take an upload slowly (8-byte length, then the bytes; answers their SHA-256),
+    ``G`` send a download (8-byte length in; that many seeded random bytes out)."""
 
-    def __init__(self, mode: str = "echo") -> None:
+    def __init__(self, mode: str = "echo", rcvbuf: int | None = None) -> None:
         self.mode = mode
+        self.rcvbuf = rcvbuf  # a small one makes a slow reader visible past the kernel
         self.server: asyncio.Server | None = None
         self.port = 0
         self.accepted = 0
@@ -45,7 +50,12 @@ class Camera:
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self, port: int = 0) -> Camera:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", port)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)  # accepted sockets inherit it
+        sock.bind(("127.0.0.1", port))
+        self.server = await asyncio.start_server(self._handle, sock=sock)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -60,7 +70,8 @@ class Camera:
         try:
             mode = self.mode
             if mode == "select":
-                mode = {b"E": "echo", b"S": "stream", b"N": "never-read"}[await reader.readexactly(1)]
+                modes = {b"E": "echo", b"S": "stream", b"N": "never-read", b"U": "upload", b"G": "download"}
+                mode = modes[await reader.readexactly(1)]
             if mode == "echo":
                 while data := await reader.read(65536):
                     writer.write(data)
@@ -72,6 +83,22 @@ class Camera:
                     await writer.drain()
             elif mode == "never-read":
                 await asyncio.Event().wait()
+            elif mode == "upload":
+                remaining = int.from_bytes(await reader.readexactly(8), "big")
+                digest = hashlib.sha256()
+                while remaining:
+                    data = await reader.read(min(remaining, 32 * 1024))
+                    digest.update(data)
+                    remaining -= len(data)
+                    await asyncio.sleep(0.004)  # a slow reader: about 8 MB/s at most
+                writer.write(digest.digest())
+                await writer.drain()
+                await reader.read()
+            elif mode == "download":
+                size = int.from_bytes(await reader.readexactly(8), "big")
+                writer.write(random.Random(size).randbytes(size))
+                await writer.drain()
+                await reader.read()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -110,10 +137,6 @@ async def tunnel_up(client: TunnelClient, relay: RelayServer, camid: int, timeou
     )
 
 
-async def open_viewer(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port)
-
-
 async def read_eof(reader: asyncio.StreamReader, timeout: float = 5.0) -> bytes:
     """Everything until the far end closes (reset counts as closed)."""
     chunks = []
@@ -133,6 +156,9 @@ class FakeRelay:
 
     def __init__(self) -> None:
         self.refuse_upgrade = False
+        self.endpoint_status = 200
+        self.provisioning_status = 200
+        self.provisioning_requests = 0
         self.hello: str | None = None
         self.address = ""
         self._tunnels: asyncio.Queue = asyncio.Queue()
@@ -143,7 +169,13 @@ class FakeRelay:
         from aiohttp import web
 
         app = web.Application()
-        app.add_routes([web.get("/api/ws-endpoint", self._endpoint), web.get("/ra-proxy", self._tunnel)])
+        app.add_routes(
+            [
+                web.get("/v1/token", self._provision),
+                web.get("/api/ws-endpoint", self._endpoint),
+                web.get("/ra-proxy", self._tunnel),
+            ]
+        )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -151,10 +183,20 @@ class FakeRelay:
         self.address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
         return self
 
+    async def _provision(self, request):
+        from aiohttp import web
+
+        self.provisioning_requests += 1
+        if self.provisioning_status != 200:
+            return web.Response(status=self.provisioning_status)
+        return web.json_response({"access_token": self.token})
+
     async def _endpoint(self, request):
         from aiohttp import web
 
         assert request.headers["Authorization"] == self.token
+        if self.endpoint_status != 200:
+            return web.Response(status=self.endpoint_status)
         return web.json_response({"domain": self.address, "path": "/ra-proxy"})
 
     async def _tunnel(self, request):

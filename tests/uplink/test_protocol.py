@@ -1,7 +1,6 @@
 """The sans-I/O uplink core: frames, forwards, hello, id table, liveness."""
 
 import json
-import struct
 
 import pytest
 

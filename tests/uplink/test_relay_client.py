@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import socket
 
 import aiohttp
 import pytest
@@ -17,7 +18,7 @@ from camgate.uplink.protocol import Forward, build_hello, decode_frame, encode_c
 from camgate.uplink.session import FlowLimits
 from camgate.uplink.tokens import encode_access_token
 
-from .loopback import ADMIN_TOKEN, free_port, open_viewer, read_eof, spec_for, tunnel_up, wait_until
+from .loopback import ADMIN_TOKEN, free_port, read_eof, spec_for, tunnel_up, wait_until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -28,7 +29,7 @@ async def lookup(relay, camid):
             return resp.status, await resp.json()
 
 
-async def test_viewer_data_round_trips_through_the_tunnel(relay, camera, make_client):
+async def test_viewer_data_round_trips_through_the_tunnel(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1001, 1)
     forwards = (Forward("http", "http", "127.0.0.1", cam.port), Forward("rtsp", "tcp", "127.0.0.1", cam.port))
@@ -58,7 +59,7 @@ async def test_viewer_data_round_trips_through_the_tunnel(relay, camera, make_cl
     assert status.bytes_to_cloud == status.bytes_from_cloud == len(data)
 
 
-async def test_two_hundred_concurrent_viewers(relay, camera, make_client):
+async def test_two_hundred_concurrent_viewers(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1002)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
@@ -82,7 +83,7 @@ async def test_two_hundred_concurrent_viewers(relay, camera, make_client):
     assert cam.accepted == 200
 
 
-async def test_viewers_beyond_the_connection_limit_are_refused(make_relay, camera, make_client):
+async def test_viewers_beyond_the_connection_limit_are_refused(open_viewer, make_relay, camera, make_client):
     relay = await make_relay(max_connections=2)
     cam = await camera()
     device, _ = relay.register_device(1003)
@@ -102,7 +103,7 @@ async def test_viewers_beyond_the_connection_limit_are_refused(make_relay, camer
     assert await reader.readexactly(2) == b"ok"
 
 
-async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(relay, camera, make_client):
+async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(open_viewer, relay, camera, make_client):
     cam_port = free_port()
     device, _ = relay.register_device(1004)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam_port)))
@@ -123,7 +124,7 @@ async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(relay, came
     assert relay.tunnel(1004) is tunnel and client.status.tunnels_opened == 1
 
 
-async def test_data_sent_before_the_camera_answers_arrives_in_order(relay, camera, make_client):
+async def test_data_sent_before_the_camera_answers_arrives_in_order(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1005)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
@@ -146,7 +147,7 @@ async def test_rtsp_only_tunnel_has_one_listener(relay, camera, make_client):
     assert status == 200 and [f["name"] for f in body["forwards"]] == ["rtsp"]
 
 
-async def test_relay_restart_keeps_public_ports(make_relay, camera, make_client):
+async def test_relay_restart_keeps_public_ports(open_viewer, make_relay, camera, make_client):
     relay = await make_relay()
     cam = await camera()
     device, _ = relay.register_device(1007)
@@ -155,9 +156,15 @@ async def test_relay_restart_keeps_public_ports(make_relay, camera, make_client)
     await tunnel_up(client, relay, 1007)
     ports = dict(relay.tunnel(1007).ports)
     relay_port = relay.port
+    reader, writer = await open_viewer(ports["rtsp"])
+    writer.write(b"x")
+    assert await reader.readexactly(1) == b"x"
 
     await relay.close()
     await wait_until(lambda: client.status.state is not TunnelState.UP, what="the client to notice")
+    # Both ends close every tunnelled connection when the WebSocket goes.
+    assert await read_eof(reader) == b""
+    await wait_until(lambda: cam.open_connections == 0, what="the camera connection to close")
     relay = await make_relay(port=relay_port)  # same state file
     await tunnel_up(client, relay, 1007)
     assert relay.tunnel(1007).ports == ports
@@ -167,7 +174,7 @@ async def test_relay_restart_keeps_public_ports(make_relay, camera, make_client)
     assert await reader.readexactly(18) == b"GET / HTTP/1.0\r\n\r\n"
 
 
-async def test_new_tunnel_replaces_the_old_one_at_once(relay, camera, make_client):
+async def test_new_tunnel_replaces_the_old_one_at_once(open_viewer, relay, camera, make_client):
     cam = await camera()
     device, _ = relay.register_device(1008)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)))
@@ -220,7 +227,7 @@ async def test_unreachable_relay_is_retried(make_client):
     assert token not in repr(client.status) and token not in client.status.last_error
 
 
-async def test_malformed_frames_from_a_client_are_ignored(relay, caplog):
+async def test_malformed_frames_from_a_client_are_ignored(open_viewer, relay, caplog):
     caplog.set_level(logging.INFO)
     device, _ = relay.register_device(1010)
     async with aiohttp.ClientSession() as http:
@@ -336,8 +343,9 @@ async def test_idle_tunnel_with_live_peers_stays_up(make_relay, make_client, cam
     assert relay.tunnel(1012) is tunnel and client.status.tunnels_opened == 1
 
 
-async def test_viewer_that_stops_reading_does_not_stall_another(make_relay, camera, make_client, caplog):
-    limits = FlowLimits(per_connection=256 * 1024, per_tunnel=2 * 1024 * 1024, to_websocket=256 * 1024)
+async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
+    limits = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, per_tunnel=4 * 1024 * 1024,
+                        to_websocket=256 * 1024, stall_timeout=0.3)
     relay = await make_relay(limits=limits)
     cam = await camera("select")
     device, _ = relay.register_device(1013)
@@ -359,19 +367,20 @@ async def test_viewer_that_stops_reading_does_not_stall_another(make_relay, came
         assert await asyncio.wait_for(reader.readexactly(len(message)), 2) == message
         worst = max(worst, loop.time() - started)
         await asyncio.sleep(0.005)
-    assert worst < 1.0
+    # The stalled viewer may hold the tunnel for one stall_timeout, no more.
+    assert worst < limits.stall_timeout + 0.5
     await wait_until(lambda: "reader is too slow" in caplog.text, what="the slow viewer to be closed")
     # What the relay held for the stalled viewer stayed near its bound (plus at most one
     # D payload), and the client never queued much more than its bound for the relay.
-    assert session.peak_connection_buffer <= limits.per_connection + 64 * 1024
+    assert session.peak_connection_buffer <= limits.per_connection_max + 64 * 1024
     assert client.session.peak_queued_to_websocket <= limits.to_websocket + 300 * 1024
     assert relay.buffered_bytes() < limits.per_tunnel
     await wait_until(lambda: cam.open_connections == 1, what="the camera stream to be closed")
     stalled_writer.transport.abort()
 
 
-async def test_camera_that_stops_reading_does_not_stall_another(make_relay, camera, make_client, caplog):
-    limits = FlowLimits(per_connection=256 * 1024)
+async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
+    limits = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, stall_timeout=0.3)
     relay = await make_relay()
     cam = await camera("select")
     device, _ = relay.register_device(1014)
@@ -397,9 +406,155 @@ async def test_camera_that_stops_reading_does_not_stall_another(make_relay, came
     for i in range(100):
         writer.write(b"abc%d" % i)
         expected = b"abc%d" % i
-        assert await asyncio.wait_for(reader.readexactly(len(expected)), 2) == expected
+        assert await asyncio.wait_for(reader.readexactly(len(expected)), limits.stall_timeout + 0.5) == expected
     await wait_until(lambda: "reader is too slow" in caplog.text, what="the camera connection to be dropped")
     assert await read_eof(flood_reader) == b""
     await asyncio.wait_for(flooding, 5)
     # Per-connection bound plus at most one D payload (the relay sends 4096-byte ones).
-    assert client.session.peak_connection_buffer <= limits.per_connection + 4096
+    assert client.session.peak_connection_buffer <= limits.per_connection_max + 4096
+
+
+SMALL = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, stall_timeout=0.5)
+
+
+async def test_slow_camera_gets_a_whole_upload(open_viewer, make_relay, camera, make_client, caplog):
+    relay = await make_relay(limits=SMALL)
+    cam = await camera("select", rcvbuf=16 * 1024)
+    device, _ = relay.register_device(1017)
+    client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)), limits=SMALL)
+    await tunnel_up(client, relay, 1017)
+    reader, writer = await open_viewer(relay.tunnel(1017).ports["http"])
+    upload = os.urandom(6 * 1024 * 1024)  # 12 times the bound at which a reader is dropped
+    writer.write(b"U" + len(upload).to_bytes(8, "big"))
+    for start in range(0, len(upload), 65536):
+        writer.write(upload[start : start + 65536])
+        await writer.drain()
+    assert await asyncio.wait_for(reader.readexactly(32), 10) == hashlib.sha256(upload).digest()
+    assert "too slow" not in caplog.text
+    assert client.session.pauses > 0  # the camera really was the bottleneck
+    assert client.session.peak_connection_buffer <= SMALL.per_connection_max
+
+
+async def test_slow_viewer_gets_a_whole_download(open_viewer, make_relay, camera, make_client, caplog):
+    relay = await make_relay(limits=SMALL)
+    cam = await camera("select")
+    device, _ = relay.register_device(1018)
+    client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)), limits=SMALL)
+    await tunnel_up(client, relay, 1018)
+    session = relay.tunnel(1018).session
+    # A small receive buffer, so the kernel holds little and the relay sees the slowness.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", relay.tunnel(1018).ports["http"]))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=32 * 1024)
+    size = 6 * 1024 * 1024
+    writer.write(b"G" + size.to_bytes(8, "big"))
+    digest, received = hashlib.sha256(), 0
+    try:
+        while received < size:
+            data = await asyncio.wait_for(reader.read(32 * 1024), 5)
+            assert data, f"download cut short after {received} bytes"
+            digest.update(data)
+            received += len(data)
+            await asyncio.sleep(0.004)  # a viewer on a slow link
+    finally:
+        writer.close()
+    assert digest.digest() == hashlib.sha256(random.Random(size).randbytes(size)).digest()
+    assert "too slow" not in caplog.text
+    assert session.pauses > 0  # the viewer really was the bottleneck
+    assert session.peak_connection_buffer <= SMALL.per_connection_max
+
+
+async def test_reissued_token_ends_the_live_tunnel(relay, make_client):
+    device, _ = relay.register_device(1015)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", 554)))
+    await tunnel_up(client, relay, 1015)
+    relay.register_device(1015)  # a new token: the old one, and its tunnel, are gone
+    await wait_until(lambda: client.status.state is TunnelState.FAILED, what="failure")
+    assert client.status.reason == "invalid token" and relay.tunnel(1015) is None
+
+
+def _client_frame(opcode: int, payload: bytes, fin: bool) -> bytes:
+    """One masked client-to-server WebSocket frame (RFC 6455), built by hand."""
+    mask = os.urandom(4)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_fragmented_messages_are_reassembled(relay, open_viewer):
+    import base64
+
+    device, _ = relay.register_device(1016)
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ra-proxy HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: ra-proxy\r\nAuthorization: {device.access_token}\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101") and b"ra-proxy" in head
+    hello = build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]).encode()
+    # The hello in three fragments: TEXT, continuation, final continuation.
+    writer.write(_client_frame(0x1, hello[:10], False) + _client_frame(0x0, hello[10:20], False)
+                 + _client_frame(0x0, hello[20:], True))
+    await wait_until(lambda: relay.tunnel(1016) is not None, what="the tunnel")
+
+    viewer_reader, viewer_writer = await open_viewer(relay.tunnel(1016).ports["rtsp"])
+    await wait_until(lambda: relay.tunnel(1016).session.open_connections == 1, what="the viewer's id")
+    (cid,) = [cid for cid, _ in relay.tunnel(1016).session.table.items()]
+    frame = encode_data(cid, b"fragmented payload")
+    writer.write(_client_frame(0x2, frame[:2], False) + _client_frame(0x0, frame[2:9], False)
+                 + _client_frame(0x0, frame[9:], True))
+    assert await viewer_reader.readexactly(18) == b"fragmented payload"
+    writer.close()
+
+
+async def test_run_relay_shuts_down_on_sigterm(tmp_path):
+    import signal
+    import sys
+
+    from .loopback import free_port
+
+    port = free_port()
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO);"
+        "from camgate.uplink.relay import RelayConfig, run_relay;"
+        f"run_relay(RelayConfig(port={port}, port_range=None, admin_token='x', state_path={str(tmp_path / 's.json')!r}))"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def answering() -> bool:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/api/ws-endpoint") as resp:
+                        return resp.status == 403
+                except aiohttp.ClientError:
+                    return False
+
+            for _ in range(200):
+                if await answering():
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("relay did not start")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 5) == 0
+        stderr = (await process.stderr.read()).decode()
+        assert "relay shutting down" in stderr
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -245,6 +245,11 @@ class TunnelClient:
                     delay = self._slow_retry.delay(now - slow_since)
                     reason = str(exc) if isinstance(exc, _Fatal) else "not provisioned"
                     self._set(TunnelState.FAILED, reason, delay)
+                except Exception as exc:  # a bug must not end the device's tunnel for good
+                    log.exception("%s: unexpected error", self._label)
+                    failures += 1
+                    delay = self._backoff.delay(failures)
+                    self._set(TunnelState.CONNECTING, f"unexpected error: {type(exc).__name__}", delay)
                 log.info("%s: %s; next attempt in %.1fs", self._label, self._status.reason, delay)
                 await asyncio.sleep(delay)
 
@@ -335,7 +340,7 @@ class TunnelClient:
                 autoping=False,  # the session answers pings itself, to see pongs
                 max_msg_size=_MAX_MESSAGE,
                 ssl=self._ssl(self.spec.tls),
-                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                timeout=aiohttp.ClientWSTimeout(ws_close=1.0),  # a dead relay never answers close
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 403:

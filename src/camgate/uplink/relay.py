@@ -119,6 +119,7 @@ class RelayServer:
         self.store = RelayStore(config.state_path)
         self.tunnels: dict[int, RelayTunnel] = {}
         self._device_locks: dict[int, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = self._make_app()
@@ -137,9 +138,7 @@ class RelayServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port, ssl_context=ssl_context, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         if not config.admin_token:
             log.warning("relay has no admin token: the admin API refuses every request")
         log.info("relay listening on %s:%d, public address %s", config.host, self.port, self.public_address)
@@ -193,7 +192,9 @@ class RelayServer:
         old = self.tunnels.get(camid)
         if old is not None and not created:
             # The old token is revoked; its tunnel must not outlive it.
-            asyncio.get_running_loop().create_task(old.stop())
+            task = asyncio.get_running_loop().create_task(old.stop())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return device, created
 
     def tunnel(self, camid: int) -> RelayTunnel | None:
@@ -337,7 +338,7 @@ class RelayServer:
             log.info("tunnel refused from %s: invalid token", request.remote)
             return _json_error(403, "invalid token")
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=5.0
+            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
         )
         await ws.prepare(request)
         label = f"relay camid {device.camid}"
@@ -357,7 +358,9 @@ class RelayServer:
             ws,
             role=Role.RELAY,
             label=label,
-            send_payload_max=hello.websocket_buffer_size,
+            # At most what the client said it takes; and no more than 64 KiB whatever it
+            # says, since larger frames gain nothing and cost memory per message.
+            send_payload_max=min(hello.websocket_buffer_size, MAX_PAYLOAD_ACCEPTED),
             forwards=hello.forwards,
             max_connections=self.config.max_connections,
             limits=self.config.limits,

@@ -4,22 +4,27 @@ Both ends run the same session once the hello is done; they differ only in who o
 connections. On the relay a viewer connecting to a public listener gets a client_id and
 an O is sent; on the client an O from the relay opens a TCP connection to a camera.
 
-Flow control (the protocol has no per-connection window on the wire):
+Flow control. The protocol has no per-connection window on the wire, so the only way to
+slow one sender down is to stop reading the whole WebSocket, which also stops every
+other connection of the tunnel. The rules below keep memory bounded whatever a peer
+does, let a slower reader (a camera taking a firmware upload, a viewer on a thin link)
+get its bytes at its own pace, and limit what a reader that stopped altogether can cost
+the other connections:
 
 * Towards the WebSocket, frames wait in one queue. Past ``FlowLimits.to_websocket``
-  bytes every socket of the tunnel stops being read until the queue is half empty, so
-  a slow WebSocket slows all sources down instead of growing memory.
-* Towards the sockets, bytes wait in each socket's transport buffer (and, on the
-  client, in the buffer of a connection still being opened). The WebSocket reader never
-  waits for one socket: a connection that has more than ``FlowLimits.per_connection``
-  bytes waiting is closed with C. Waiting for it instead would stall every other
-  connection on the tunnel, and the protocol gives no way to ask the far end to slow
-  down one connection. Closing it is what a viewer that stopped reading would see from
-  a camera anyway (a dropped RTSP session), and memory stays bounded.
-* Across the sockets of a tunnel, more than ``FlowLimits.per_tunnel`` bytes waiting
-  stops the WebSocket reader until they drain to half. If that lasts
-  ``stall_timeout`` seconds the connection holding the most bytes is closed, so many
-  slow readers together cannot freeze the tunnel for its fast ones.
+  bytes every socket of the tunnel stops being read until the queue is half empty.
+* Towards a socket, bytes wait in its transport buffer (and, on the client, in the
+  buffer of a connection still being opened). Past ``per_connection`` bytes the
+  WebSocket reader waits for that socket to drain to half (what the spec asks), but for
+  at most ``stall_timeout`` seconds per episode. After that it stops waiting for that
+  socket, so the other connections move again; the socket may then fill up to
+  ``per_connection_max`` bytes, and is closed with C beyond that. So a reader that stops
+  costs the others one pause of ``stall_timeout`` at most, then loses its connection;
+  a reader that drains half its bound within ``stall_timeout`` is never dropped, though
+  while it is the bottleneck the whole tunnel runs at its pace.
+* Across the sockets of a tunnel, more than ``per_tunnel`` bytes waiting stops the
+  WebSocket reader until they drain to half; each ``stall_timeout`` that passes without
+  that, the connection holding the most bytes is closed.
 """
 
 from __future__ import annotations
@@ -62,14 +67,19 @@ class Role(enum.Enum):
 
 @dataclass(frozen=True)
 class FlowLimits:
-    per_connection: int = 1024 * 1024
+    per_connection: int = 256 * 1024  # the WebSocket reader waits for a socket past this
+    per_connection_max: int = 1024 * 1024  # a socket holding more is closed with C
     per_tunnel: int = 16 * 1024 * 1024
     to_websocket: int = 1024 * 1024
-    stall_timeout: float = 10.0
+    stall_timeout: float = 1.0  # longest the reader waits for one socket per episode
     # A closed socket first flushes what it holds; one whose reader never reads again
     # is aborted after this long so its buffer is freed.
     close_linger: float = 30.0
     connect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.per_connection <= self.per_connection_max:
+            raise ValueError("need 0 < per_connection <= per_connection_max")
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,8 @@ class _Leg(asyncio.Protocol):
         self.pending_bytes = 0
         self.connect_task: asyncio.Task[Any] | None = None
         self.ended = False  # closed by either end; never written to again
+        # The WebSocket reader stopped waiting for this socket to drain; reset once it has.
+        self.given_up = False
         self.counted = 0  # this leg's share of the session's buffered-bytes estimate
 
     def buffered(self) -> int:
@@ -106,6 +118,9 @@ class _Leg(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # resume_writing then fires exactly when the reader may stop waiting for us.
+        bound = self.session.limits.per_connection
+        transport.set_write_buffer_limits(high=bound, low=bound // 2)
         self.session._leg_connected(self)
 
     def data_received(self, data: bytes) -> None:
@@ -123,6 +138,8 @@ class _Leg(asyncio.Protocol):
 
 
 class TunnelSession:
+    """Frames of one WebSocket, after the hello, to and from that tunnel's TCP sockets."""
+
     def __init__(
         self,
         ws: Any,
@@ -152,6 +169,7 @@ class TunnelSession:
         self._sources_paused = False
         self._buffered_estimate = 0
         self._socket_drained = asyncio.Event()
+        self._waiting_on: set[_Leg] = set()  # sockets over per_connection, not given up
         self._ended = False
         self._complaints = 0
         self.bytes_to_peer = 0  # D payload bytes sent on the WebSocket
@@ -159,6 +177,7 @@ class TunnelSession:
         # High-water marks, so tests and diagnostics can check the bounds hold.
         self.peak_connection_buffer = 0  # bytes waiting for one socket
         self.peak_queued_to_websocket = 0
+        self.pauses = 0  # times the WebSocket reader waited for sockets to drain
         self._stop = asyncio.Event()
 
     # --- public ------------------------------------------------------------
@@ -207,8 +226,10 @@ class TunnelSession:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._close_all_legs()
             if not self._ws.closed:
+                # The WebSocket's own close timeout (set by its creator) ends the closing
+                # handshake with a dead peer; this is only a safety net.
                 try:
-                    await asyncio.wait_for(self._ws.close(), 2)
+                    await asyncio.wait_for(self._ws.close(), 3)
                 except (asyncio.TimeoutError, OSError):
                     pass
 
@@ -225,7 +246,7 @@ class TunnelSession:
             self._liveness.heard(loop.time())
             if msg.type is WSMsgType.BINARY:
                 self._on_binary(msg.data)
-                if self._buffered_estimate > self.limits.per_tunnel:
+                if self._waiting_on or self._buffered_estimate > self.limits.per_tunnel:
                     await self._wait_for_sockets_to_drain()
             elif msg.type is WSMsgType.TEXT:
                 if self._on_text is not None:
@@ -284,30 +305,47 @@ class TunnelSession:
         leg.counted = size
         if size > self.peak_connection_buffer:
             self.peak_connection_buffer = size
-        if size > self.limits.per_connection:
-            self._drop_slow(leg, f"{size} bytes waiting, over the {self.limits.per_connection}-byte bound")
+        if size > self.limits.per_connection_max:
+            self._drop_slow(leg, f"{size} bytes waiting, over the {self.limits.per_connection_max}-byte bound")
+        elif size > self.limits.per_connection:
+            if not leg.given_up:
+                self._waiting_on.add(leg)
+        elif size <= self.limits.per_connection // 2:
+            leg.given_up = False
 
     def _drop_slow(self, leg: _Leg, why: str) -> None:
         log.warning("%s: closing connection %s, its reader is too slow: %s", self.label, leg.client_id, why)
         self._end_leg_locally(leg, abort=True)
 
     async def _wait_for_sockets_to_drain(self) -> None:
-        # The estimate only grows between recounts (buffers drain without telling us),
-        # so recount exactly before deciding to wait.
+        """Stop reading the WebSocket while sockets are over their bounds (see module doc)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
+        self.pauses += 1
+        low = self.limits.per_connection // 2
+        tunnel_full = self._recount_buffered() > self.limits.per_tunnel
         while not self._ended:
+            self._waiting_on = {leg for leg in self._waiting_on if not leg.ended and leg.buffered() > low}
             total = self._recount_buffered()
-            if total <= self.limits.per_tunnel // 2:
+            tunnel_full = tunnel_full and total > self.limits.per_tunnel // 2
+            if not self._waiting_on and not tunnel_full:
                 return
             if loop.time() - started >= self.limits.stall_timeout:
-                victim = max(self._legs | set(self.table.values()), key=_Leg.buffered)
-                self._drop_slow(victim, f"tunnel stalled {self.limits.stall_timeout:g}s with {total} bytes waiting")
+                for leg in self._waiting_on:
+                    leg.given_up = True
+                    log.info(
+                        "%s: connection %s drains too slowly; no longer pausing the tunnel for it",
+                        self.label, leg.client_id,
+                    )
+                self._waiting_on.clear()
+                if tunnel_full:
+                    victim = max(self._legs | set(self.table.values()), key=_Leg.buffered)
+                    self._drop_slow(victim, f"tunnel stalled with {total} bytes waiting")
                 started = loop.time()
                 continue
             self._socket_drained.clear()
             try:
-                await asyncio.wait_for(self._socket_drained.wait(), 0.25)
+                await asyncio.wait_for(self._socket_drained.wait(), 0.1)
             except asyncio.TimeoutError:
                 pass
 
@@ -382,10 +420,12 @@ class TunnelSession:
             leg.pending.clear()
             leg.pending_bytes = 0
             self.table.mark_open(leg.client_id)
+            self._socket_drained.set()
         if self._sources_paused:
             _pause_reading(leg)
 
     def _leg_lost(self, leg: _Leg) -> None:
+        self._socket_drained.set()
         self._legs.discard(leg)
         self._buffered_estimate -= leg.counted
         leg.counted = 0
@@ -400,6 +440,7 @@ class TunnelSession:
 
     def _end_leg(self, leg: _Leg, *, flush: bool) -> None:
         leg.ended = True
+        self._waiting_on.discard(leg)
         leg.pending.clear()
         leg.pending_bytes = 0
         if leg.connect_task is not None and not leg.connect_task.done():

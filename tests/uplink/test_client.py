@@ -1,0 +1,202 @@
+"""The tunnel client on its own: provisioning, TLS, retry timing, status, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+
+import pytest
+
+from camgate.uplink.client import Backoff, SlowRetry, TunnelClient, TunnelSpec, TunnelState, _with_port
+from camgate.uplink.protocol import Forward, ProtocolError
+
+from .loopback import spec_for, tunnel_up, wait_until
+
+RTSP = Forward("rtsp", "tcp", "127.0.0.1", 554)
+
+
+async def test_provisioned_by_serial_once_the_relay_knows_it(open_viewer, relay, camera, make_client):
+    cam = await camera()
+    statuses = []
+    spec = TunnelSpec(
+        key="gateway",
+        serial="3f2a-uuid",
+        password="3f2a-uuid",
+        forwards=(Forward("ssh", "tcp", "127.0.0.1", cam.port),),
+        provisioning_url=relay.url,
+        tls=False,
+    )
+    client = make_client(spec, on_status=statuses.append)
+    await wait_until(lambda: client.status.reason == "not provisioned", what="not provisioned")
+    assert client.status.state is TunnelState.FAILED and client.status.retry_at is not None
+    assert not client._task.done()  # it keeps asking, slowly
+
+    device, _ = relay.register_device(42, serial="3F2A-UUID", password="3F2A-UUID")
+    await tunnel_up(client, relay, 42)
+    assert client.status.local_token == device.access_token
+    assert device.access_token not in repr(client.status)
+    assert client.status.camid == 42 and client.status.last_error == ""
+    reader, writer = await open_viewer(relay.tunnel(42).ports["ssh"])
+    writer.write(b"SSH-2.0-test\r\n")
+    assert await reader.readexactly(14) == b"SSH-2.0-test\r\n"
+    assert any(s.reason == "not provisioned" for s in statuses)
+    assert statuses[-1].state is TunnelState.UP
+
+
+async def test_provisioned_token_revoked_is_reported_and_retried_slowly(relay, make_client):
+    relay.register_device(43, serial="SER", password="PW")
+    spec = TunnelSpec(key="cam", serial="ser", password="pw", forwards=(RTSP,), provisioning_url=relay.url, tls=False)
+    client = make_client(spec)
+    await tunnel_up(client, relay, 43)
+    relay.store.remove_device(43)  # provisioning now answers 401, and the token is gone
+    await relay.tunnel(43).stop()
+    await wait_until(lambda: client.status.reason == "not provisioned", what="not provisioned")
+    relay.register_device(43, serial="SER", password="PW")
+    await tunnel_up(client, relay, 43)
+
+
+async def test_provisioning_service_unreachable_is_retried(make_client):
+    from .loopback import free_port
+
+    spec = TunnelSpec(key="cam", serial="X", password="Y", forwards=(RTSP,),
+                      provisioning_url=f"http://127.0.0.1:{free_port()}", tls=False)
+    client = make_client(spec)
+    await wait_until(lambda: client.status.last_error.startswith("provisioning service unreachable"), what="error")
+    assert client.status.state is TunnelState.CONNECTING
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+async def test_tls_relay_with_verification(open_viewer, make_relay, camera, make_client, certificate):
+    cert, key = certificate
+    relay = await make_relay(tls_cert=cert, tls_key=key)
+    assert relay.url.startswith("https://")
+    cam = await camera()
+    device, _ = relay.register_device(50)
+    forward = Forward("rtsp", "tcp", "127.0.0.1", cam.port)
+
+    untrusted = make_client(spec_for(device.access_token, forward, tls=True, key="untrusted"))
+    await wait_until(lambda: "certificate" in untrusted.status.last_error, what="a certificate error")
+    assert untrusted.status.state is TunnelState.CONNECTING
+    await untrusted.stop()
+
+    trusted = make_client(spec_for(device.access_token, forward, tls=True, cafile=cert, key="trusted"))
+    await tunnel_up(trusted, relay, 50)
+    reader, writer = await open_viewer(relay.tunnel(50).ports["rtsp"])
+    writer.write(b"over tls")
+    assert await reader.readexactly(8) == b"over tls"
+    await trusted.stop()
+
+    unverified = make_client(spec_for(device.access_token, forward, tls=True, verify=False, key="unverified"))
+    await tunnel_up(unverified, relay, 50)
+
+
+async def test_stop_ends_run_and_reports_stopped(relay, make_client):
+    device, _ = relay.register_device(51)
+    client = TunnelClient(spec_for(device.access_token, RTSP))
+    runner = asyncio.create_task(client.run())
+    await tunnel_up(client, relay, 51)
+    await client.stop()
+    await asyncio.wait_for(runner, 2)
+    assert client.status.state is TunnelState.STOPPED and client.status.reason == "stopped"
+    await wait_until(lambda: relay.tunnel(51) is None, what="the relay to see the tunnel close")
+
+
+async def test_start_twice_runs_one_tunnel(relay, make_client):
+    device, _ = relay.register_device(52)
+    client = make_client(spec_for(device.access_token, RTSP))
+    assert client.start() is client.start()
+
+
+def test_spec_needs_a_token_or_a_serial_and_valid_forwards():
+    with pytest.raises(ProtocolError, match="token or a serial"):
+        TunnelSpec(key="k", forwards=(RTSP,))
+    with pytest.raises(ProtocolError, match="at least one"):
+        TunnelSpec(key="k", token="t", forwards=())
+    spec = TunnelSpec(key="k", token="secret-token", password="secret-pw", serial="s", forwards=[RTSP])
+    assert spec.forwards == (RTSP,)
+    assert "secret" not in repr(spec)
+
+
+async def test_malformed_configured_token_fails_at_once(make_client):
+    client = make_client(spec_for("not base64!", RTSP))
+    await wait_until(lambda: client.status.state is TunnelState.FAILED, what="failure")
+    assert client.status.reason.startswith("invalid token")
+
+
+def test_backoff_is_jittered_and_capped():
+    backoff = Backoff()
+    first = [backoff.delay(1) for _ in range(200)]
+    assert all(1 <= d <= 5 for d in first) and max(first) - min(first) > 1
+    assert all(5 <= backoff.delay(2) <= 10 for _ in range(50))
+    assert all(15 <= backoff.delay(20) <= 30 for _ in range(50))
+
+
+def test_slow_retry_every_minute_for_five_minutes_then_hourly():
+    retry = SlowRetry()
+    assert retry.delay(0) == retry.delay(299) == 60
+    assert retry.delay(300) == retry.delay(10_000) == 3600
+
+
+@pytest.mark.parametrize(
+    "host, port, expected",
+    [
+        ("relay.example.com", 443, "relay.example.com:443"),
+        ("relay.example.com:8443", 443, "relay.example.com:8443"),
+        ("127.0.0.1", 80, "127.0.0.1:80"),
+        ("[::1]", 443, "[::1]:443"),
+        ("[::1]:9000", 443, "[::1]:9000"),
+        ("::1", 80, "[::1]:80"),
+    ],
+)
+def test_with_port(host, port, expected):
+    assert _with_port(host, port) == expected
+
+
+def _provisioned_spec(fake) -> TunnelSpec:
+    return TunnelSpec(key="cam", serial="s", password="p", forwards=(RTSP,), uplink=fake.address,
+                      provisioning_url=f"http://{fake.address}", tls=False)
+
+
+async def test_provisioning_other_4xx_is_fatal(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.provisioning_status = 403
+    client = make_client(_provisioned_spec(aiohttp_fake_relay))
+    await wait_until(lambda: client.status.state is TunnelState.FAILED, what="failure")
+    assert client.status.reason == "provisioning refused: HTTP 403"
+    await asyncio.sleep(0.2)
+    assert client._task.done() and aiohttp_fake_relay.provisioning_requests == 1
+
+
+async def test_provisioning_5xx_is_retried_with_backoff(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.provisioning_status = 503
+    client = make_client(_provisioned_spec(aiohttp_fake_relay))
+    await wait_until(lambda: aiohttp_fake_relay.provisioning_requests >= 3, what="retries")
+    assert client.status.state is TunnelState.CONNECTING
+    assert client.status.last_error == "provisioning service error: HTTP 503"
+    aiohttp_fake_relay.provisioning_status = 200
+    await aiohttp_fake_relay.tunnel()
+    await wait_until(lambda: client.status.state is TunnelState.UP, what="up")
+    assert client.status.local_token == aiohttp_fake_relay.token
+
+
+async def test_ws_endpoint_errors_other_than_403_are_retried(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.endpoint_status = 500
+    client = make_client(spec_for(aiohttp_fake_relay.token, RTSP, uplink=aiohttp_fake_relay.address))
+    await wait_until(lambda: client.status.last_error == "relay error: HTTP 500 from ws-endpoint", what="error")
+    aiohttp_fake_relay.endpoint_status = 200
+    await aiohttp_fake_relay.tunnel()
+    await wait_until(lambda: client.status.state is TunnelState.UP, what="up")
+    assert client.status.endpoints == ()  # a relay without camgate's extension says none
