@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import make_token
 from tests.support.cameras import CAMERA_PAGE, CameraWebServer, RtspCamera, ffprobe_stream
 from tests.support.processes import camgate_env, camgate_process, free_port, http_json, wait_for_http
 
@@ -203,11 +204,35 @@ def test_relay_killed_and_restarted_tunnels_come_back_on_the_same_ports(gateway,
 
 
 def test_invalid_token_is_reported_and_not_hammered(gateway, rtsp_camera, camera_web):
-    from tests.conftest import make_token
-
+    gateway.mint_token(5006)  # the relay knows camid 5006 by another token
     forged = make_token(5006, uplink=f"127.0.0.1:{gateway.relay_port}")
     status, added = gateway.api("POST", "/api/add-camera/", {"ip": "127.0.0.1", "rtsp_port": rtsp_camera.port, "access_token": forged})
     assert status == 201
     camera = gateway.wait_for_camera(added["camera_id"], lambda c: c["tunnel"] and c["tunnel"]["state"] == "failed")
     assert camera["tunnel"]["reason"] == "invalid token" and camera["pid"] is None
     assert json.dumps(camera["tunnel"]).count(forged) == 0
+
+
+def test_new_user_adds_a_camera_without_token_and_reaches_it_at_once(gateway, rtsp_camera, camera_web):
+    """The embedded relay enrolls a camera that has no VMS token (by its local id)."""
+    status, added = gateway.api("POST", "/api/add-camera/", {"ip": "127.0.0.1", "rtsp_port": rtsp_camera.port, "http_port": camera_web.port})
+    assert status == 201 and added["access_token"] == ""
+    camera = gateway.wait_for_camera(added["camera_id"], is_up)
+    assert ffprobe_stream(f"rtsp://127.0.0.1:{endpoint(camera, 'rtsp')}{rtsp_camera.path}")["height"] == 240
+    detail = gateway.api("GET", f"/api/camera/{added['camera_id']}/")[1]
+    assert detail["access_token"] == "" and detail["local_token"]  # the provisioned token
+
+
+def test_gateway_tunnel_is_up_and_restart_restarts_it(gateway):
+    status, body = gateway.api("POST", "/api/restart/")
+    assert (status, body) == (200, {"message": "Server restarted successfully"})
+    # Through the gateway's own tunnel, its web server answers (the web forward).
+    status, devices = gateway.relay_admin("GET", "/api/devices")
+    enrolled = [d for d in devices if d["online"] and d["camid"] >= 1_000_000_000]
+    lookups = [gateway.relay_admin("GET", f"/api/device/{d['camid']}")[1] for d in enrolled]
+    web = [f for lookup in lookups for f in lookup["forwards"] if f["name"] == "web"]
+    assert len(web) == 1
+    status, body = http_json("GET", f"http://127.0.0.1:{web[0]['proxy_port']}/api/cameras/")
+    assert (status, body) == (401, {"detail": "Authentication credentials were not provided."})
+    status, cameras = http_json("GET", f"http://127.0.0.1:{web[0]['proxy_port']}/api/cameras/", token=gateway.token)
+    assert status == 200 and isinstance(cameras, list)

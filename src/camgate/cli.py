@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     relay.add_argument("--tls-key", help="PEM private key for --tls-cert")
     relay.add_argument("--state", help="JSON file keeping devices and public ports across restarts")
     relay.add_argument("--port-range", default="20000-29999", help="public ports for forwards, FIRST-LAST (default 20000-29999)")
+    relay.add_argument("--open-enrollment", action="store_true",
+                       help="give a token to any device that asks; only for a relay on loopback")
     return parser
 
 
@@ -119,6 +121,7 @@ def run_relay_command(args: argparse.Namespace) -> int:
         state_path=args.state or str(config.data_dir() / "relay-state.json"),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        open_enrollment=args.open_enrollment,
     ))
     return 0
 

@@ -63,7 +63,7 @@ def planned_children(host: str, port: int) -> list[Child]:
     relay_address = f"127.0.0.1:{relay_port}"
     relay = Child(
         "relay",
-        [*camgate, "relay", "--host", "127.0.0.1", "--port", str(relay_port), "--port-range", config.env_str("CAMGATE_RELAY_PORT_RANGE") or "20000-29999"],
+        [*camgate, "relay", "--host", "127.0.0.1", "--port", str(relay_port), "--open-enrollment", "--port-range", config.env_str("CAMGATE_RELAY_PORT_RANGE") or "20000-29999"],
         {"CAMGATE_RELAY_ADMIN_TOKEN": _embedded_relay_admin_token()},
     )
     agent.env.update({

@@ -9,9 +9,11 @@ import stat
 import aiohttp
 import pytest
 
-from camgate.uplink.relay import RelayConfig, RelayServer, _host_port
+from camgate.uplink.relay import ENROLLED_CAMID_BASE, RelayConfig, RelayServer, _host_port
 from camgate.uplink.relay_store import RelayStore
 from camgate.uplink.tokens import decode_access_token
+
+from tests.conftest import make_token
 
 from .loopback import ADMIN_TOKEN
 
@@ -193,3 +195,39 @@ def test_public_address_leaves_out_only_the_default_port():
 
 def test_config_repr_hides_the_admin_token():
     assert "s3cret" not in repr(RelayConfig(admin_token="s3cret"))
+
+
+# --- open enrollment (the embedded relay of `camgate run`) -------------------------------
+
+
+async def test_closed_relay_refuses_unknown_serials_and_tokens(http, relay):
+    status, _ = await call(http, "GET", f"{relay.url}/v1/token?serial_id=CAM1", headers={"Authorization": "AA:BB"})
+    assert status == 401
+    status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": make_token(77)})
+    assert status == 403
+
+
+async def test_open_relay_enrolls_a_serial_once_and_keeps_its_password(http, make_relay):
+    relay = await make_relay(open_enrollment=True)
+    url = f"{relay.url}/v1/token?serial_id=cam1"
+    status, first = await call(http, "GET", url, headers={"Authorization": "aa:bb"})
+    assert status == 200
+    token = decode_access_token(first["access_token"])
+    assert token.camid == ENROLLED_CAMID_BASE and token.uplink == relay.public_address
+    # Same serial and password (any case): the same token. Wrong password: refused.
+    assert await call(http, "GET", url, headers={"Authorization": "AA:BB"}) == (200, first)
+    assert (await call(http, "GET", url, headers={"Authorization": "other"}))[0] == 401
+    status, second = await call(http, "GET", f"{relay.url}/v1/token?serial_id=cam2", headers={"Authorization": "x"})
+    assert decode_access_token(second["access_token"]).camid == ENROLLED_CAMID_BASE + 1
+
+
+async def test_open_relay_takes_an_unknown_token_but_not_a_second_token_for_a_camid(http, make_relay):
+    relay = await make_relay(open_enrollment=True)
+    vms_token = make_token(77)
+    status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": vms_token})
+    assert status == 200
+    assert relay.store.device(77).access_token == vms_token
+    status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": make_token(77, access="watch")})
+    assert status == 403
+    status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": "bm90IGpzb24="})
+    assert status == 403

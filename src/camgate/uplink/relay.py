@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, parse_hello
 from .relay_store import Device, RelayStore
 from .session import FlowLimits, LivenessTimes, Role, TunnelSession
-from .tokens import encode_access_token
+from .tokens import InvalidToken, decode_access_token, encode_access_token
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ HELLO_TIMEOUT = 10.0
 # extension message so they can send more than the reference 4096 bytes per frame.
 MAX_PAYLOAD_ACCEPTED = 64 * 1024
 _MAX_MESSAGE = 1024 * 1024  # WebSocket messages beyond this end the tunnel (aiohttp limit)
+# Devices enrolled by serial get camids from here up, clear of the ids a VMS assigns.
+ENROLLED_CAMID_BASE = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class RelayConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_connections: int = LIMITS.max_connections
+    # Enroll whoever asks: provisioning issues a token to an unknown serial, and a
+    # well-formed token for an unknown camid is taken as that device's. Only for a relay
+    # nothing but its own machine can reach (`camgate run`'s embedded relay).
+    open_enrollment: bool = False
     limits: FlowLimits = field(default_factory=FlowLimits)
     liveness: LivenessTimes = field(default_factory=LivenessTimes)
 
@@ -227,7 +233,29 @@ class RelayServer:
         # base64 can never start with, so nothing is ambiguous.
         if token.lower().startswith("bearer "):
             token = token[7:].strip()
-        return self.store.device_for_token(token) if token else None
+        if not token:
+            return None
+        device = self.store.device_for_token(token)
+        if device is None and self.config.open_enrollment:
+            device = self._enroll_token(token)
+        return device
+
+    def _enroll_token(self, token: str) -> Device | None:
+        try:
+            decoded = decode_access_token(token)
+        except InvalidToken:
+            return None
+        if self.store.device(decoded.camid) is not None:
+            return None  # that camid holds another token: this one is not its
+        log.info("enrolled camid %d by its token", decoded.camid)
+        return self.store.put_device(decoded.camid, decoded.cmngrid or 0, token)[0]
+
+    def _enroll_serial(self, serial: str, password: str) -> Device | None:
+        if any(d.serial == serial.upper() for d in self.store.devices()):
+            return None  # a known serial with a wrong password is refused, not re-enrolled
+        camid = max([ENROLLED_CAMID_BASE - 1, *(d.camid for d in self.store.devices())]) + 1
+        log.info("enrolled camid %d by serial", camid)
+        return self.register_device(camid, 0, serial, password)[0]
 
     def _admin_denied(self, request: web.Request) -> web.Response | None:
         if not self.config.admin_token:
@@ -246,6 +274,8 @@ class RelayServer:
             return _json_error(400, "serial_id is required", "serial_id")
         password = request.headers.get("Authorization", "").strip()
         device = self.store.device_for_serial(serial, password) if password else None
+        if device is None and password and self.config.open_enrollment:
+            device = self._enroll_serial(serial, password)
         if device is None:
             return _json_error(401, "no token registered for this serial and password")
         return web.json_response({"access_token": device.access_token})
