@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("camgate.cameras.api.urls")),
+    path("", include("camgate.web.urls")),
 ]
 
 
