@@ -20,7 +20,8 @@ REFRESH_SECONDS = 5
 @login_required
 def dashboard(request):
     state = dashboard_state()
-    return render(request, "web/dashboard.html", {**state, "refresh_ms": REFRESH_SECONDS * 1000})
+    context = {**state, "initial_state": state, "refresh_ms": REFRESH_SECONDS * 1000}
+    return render(request, "web/dashboard.html", context)
 
 
 @never_cache

@@ -137,12 +137,15 @@
     ];
   }
 
-  // Replace a cell's content only when it changed, so keyboard focus (say, on a Copy
-  // button) is not lost to a refresh that changed nothing.
+  // Replace a cell's content only when what it shows changed, so keyboard focus (say,
+  // on a Copy button) and a button's "Copied" are not lost to a refresh that changed
+  // nothing. The comparison is with what was last rendered, not with the live DOM.
   function fill(cell, nodes) {
     var scratch = document.createElement(cell.tagName);
     nodes.forEach(function (node) { scratch.appendChild(node); });
-    if (scratch.innerHTML === cell.innerHTML) return;
+    var rendered = scratch.innerHTML;
+    if (cell._rendered === rendered) return;
+    cell._rendered = rendered;
     cell.replaceChildren.apply(cell, Array.prototype.slice.call(scratch.childNodes));
   }
 
@@ -229,6 +232,10 @@
     if (!document.hidden) schedule(0);
   });
 
+  // Take over the server-rendered table at once, from the same data it was made from,
+  // so later refreshes only touch what really changed.
+  var initial = document.getElementById("dashboard-state");
+  if (initial) render(JSON.parse(initial.textContent));
   setLive("Live · refreshes every " + Math.round(interval / 1000) + " s", false);
   schedule(interval);
 })();
