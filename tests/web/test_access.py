@@ -127,3 +127,15 @@ def test_api_routes_still_answer_json(admin_client):
     response = admin_client.get("/api/cameras/")
     assert response.status_code == 200 and response.json() == []
     assert admin_client.get("/api/nothing-here").json() == {"detail": "Not found."}
+
+
+@pytest.mark.django_db
+def test_an_internal_error_gets_the_plain_error_page(admin_client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("camgate.web.views.dashboard.dashboard_state", broken)
+    admin_client.raise_request_exception = False
+    response = admin_client.get("/")
+    assert response.status_code == 500
+    assert b"Something went wrong" in response.content and b"boom" not in response.content

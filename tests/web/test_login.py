@@ -108,3 +108,17 @@ def test_logout_get_asks_and_post_logs_out(admin_client):
 def test_login_page_redirects_when_already_signed_in(admin_client):
     response = admin_client.get("/login/")
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_the_last_attempts_are_announced(client, default_admin):
+    for _ in range(throttle.LIMIT - 3):
+        assert b"more failed" not in login(client, "wrong").content
+    assert b"2 more failed attempts and this sign-in is locked for 5 minutes." in login(client, "wrong").content
+    assert b"1 more failed attempt and this sign-in is locked" in login(client, "wrong").content
+
+
+def test_after_a_wrong_password_the_cursor_is_in_the_password_box(client, default_admin):
+    form = login(client, "wrong").context["form"]
+    assert "autofocus" in form.fields["password"].widget.attrs
+    assert "autofocus" not in form.fields["username"].widget.attrs
+    assert "autofocus" in client.get("/login/").context["form"].fields["username"].widget.attrs

@@ -36,8 +36,9 @@ def locked_for(key: str) -> timedelta | None:
     return remaining if remaining > timedelta(0) else None
 
 
-def record_failure(key: str) -> timedelta | None:
-    """Count one failed attempt; return the lockout if this failure started one."""
+def record_failure(key: str) -> int:
+    """Count one failed attempt; return how many more may fail before the lockout
+    (0: this failure started it)."""
     now = timezone.now()
     with transaction.atomic():
         # Old rows are garbage: nothing in them can lock anyone any more.
@@ -56,7 +57,7 @@ def record_failure(key: str) -> timedelta | None:
         if row.failures >= LIMIT:
             row.locked_until = now + LOCKOUT
         row.save()
-    return LOCKOUT if row.locked_until else None
+    return max(0, LIMIT - row.failures)
 
 
 def clear(key: str) -> None:

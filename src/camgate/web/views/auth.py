@@ -33,6 +33,13 @@ class LoginForm(AuthenticationForm):
         "invalid_login": WRONG_CREDENTIALS,
     }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.data.get("username") or self.initial.get("username"):
+            # The username is filled in already: the cursor belongs in the password box.
+            self.fields["username"].widget.attrs.pop("autofocus", None)
+            self.fields["password"].widget.attrs["autofocus"] = True
+
 
 @sensitive_post_parameters("password")
 @csrf_protect
@@ -58,11 +65,17 @@ def login_view(request):
         throttle.clear(key)
         login(request, form.get_user())
         return redirect(next_url)
+    context = {"form": form, "next": next_url}
     if request.POST.get("password"):
-        lockout = throttle.record_failure(key)
-        if lockout:
-            return _locked(request, LoginForm(request, initial={"username": username}), next_url, lockout)
-    return render(request, "web/login.html", {"form": form, "next": next_url})
+        attempts_left = throttle.record_failure(key)
+        if attempts_left == 0:
+            return _locked(request, LoginForm(request, initial={"username": username}), next_url, throttle.LOCKOUT)
+        if attempts_left <= 2:
+            context["warning"] = (
+                f"{attempts_left} more failed {'attempt' if attempts_left == 1 else 'attempts'} "
+                f"and this sign-in is locked for {throttle.describe_wait(throttle.LOCKOUT)}."
+            )
+    return render(request, "web/login.html", context)
 
 
 def _locked(request, form, next_url, remaining):
