@@ -47,8 +47,8 @@ def ui(browser, live_server, default_admin, monkeypatch):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     contexts, problems = [], []
 
-    def open_page(viewport=DESKTOP):
-        context = browser.new_context(viewport=viewport, base_url=live_server.url)
+    def open_page(viewport=DESKTOP, color_scheme="light"):
+        context = browser.new_context(viewport=viewport, base_url=live_server.url, color_scheme=color_scheme)
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
@@ -78,8 +78,23 @@ def log_in_with_keyboard(page, password: str) -> None:
     page.keyboard.press("Enter")
 
 
-def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+def sideways_overflow(page) -> list[str]:
+    """What sticks out to the right of the page or of a table's scroll box (nothing, we hope)."""
+    return page.evaluate("""() => {
+        const boxes = [document.documentElement, ...document.querySelectorAll(".table-wrap:not([hidden])")];
+        const found = [];
+        for (const box of boxes) {
+            if (box.scrollWidth <= box.clientWidth) continue;
+            const right = box === document.documentElement ? window.innerWidth : box.getBoundingClientRect().right;
+            for (const el of box.querySelectorAll("*")) {
+                if (el.getBoundingClientRect().right > right + 0.5 && found.length < 5) {
+                    found.push(`${el.tagName.toLowerCase()}.${el.className}: ${el.textContent.trim().slice(0, 40)}`);
+                }
+            }
+            if (!found.length) found.push(`${box.className || box.tagName}: scrolls ${box.scrollWidth} > ${box.clientWidth}`);
+        }
+        return found;
+    }""")
 
 
 def test_a_new_user_manages_cameras_settings_and_restart(ui):
@@ -151,6 +166,7 @@ def test_a_new_user_manages_cameras_settings_and_restart(ui):
     expect(page.locator("#gateway-tunnel")).to_contain_text("Connecting")
     expect(page.locator("#live-status")).to_contain_text("Live · updated")
     assert page.evaluate("window.__sameDocument") is True
+    assert sideways_overflow(page) == []
     copy = row.get_by_role("button", name="Copy rtsp URL")
     copy.focus()
     page.keyboard.press("Enter")
@@ -221,7 +237,7 @@ def test_a_new_user_manages_cameras_settings_and_restart(ui):
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 
 
-def test_phone_width_dashboard_and_form(ui):
+def test_phone_width_and_dark_mode(ui):
     streaming = Camera.objects.create(ip="10.20.30.1", access_token=make_token(3001))
     broken = Camera.objects.create(ip="10.20.30.2", rtsp_only=True)
     TunnelStatus.objects.create(
@@ -240,16 +256,22 @@ def test_phone_width_dashboard_and_form(ui):
     log_in_with_keyboard(page, "admin")
     expect(page.locator(f'tr[data-camera-id="{broken.camera_id}"]')).to_contain_text("no route to host")
     expect(page.locator("#live-status")).to_contain_text("Live · updated")
-    assert no_horizontal_scroll(page)
+    assert sideways_overflow(page) == []
     shot(page, "dashboard-phone")
     page.goto("/add-camera")
     page.get_by_role("button", name="Add camera").click()
     expect(page.locator("#id_ip_error")).to_be_visible()
-    assert no_horizontal_scroll(page)
+    assert sideways_overflow(page) == []
     shot(page, "add-camera-phone")
     page.goto("/settings/")
-    assert no_horizontal_scroll(page)
+    assert sideways_overflow(page) == []
     shot(page, "settings-phone")
+
+    page = ui(DESKTOP, color_scheme="dark")
+    log_in_with_keyboard(page, "admin")
+    expect(page.locator("#live-status")).to_contain_text("Live · updated")
+    shot(page, "dashboard-dark")
+    assert sideways_overflow(page) == []
 
 
 def test_not_found_and_throttled_pages(ui):

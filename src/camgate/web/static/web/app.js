@@ -125,8 +125,11 @@
     return [
       ["ID", "num", [document.createTextNode(camera.camera_id)]],
       ["VMS id", "num", [camera.camid === null ? muted("—") : document.createTextNode(camera.camid)]],
-      ["Address", "", [el("code", null, camera.ip)]],
-      ["Ports", "ports", spans([[null, "HTTP " + camera.http_port], [null, "RTSP " + camera.rtsp_port]])],
+      ["Address", "address", [
+        el("code", null, camera.ip),
+        document.createTextNode(" "),
+        el("span", "ports", "HTTP " + camera.http_port + " · RTSP " + camera.rtsp_port)
+      ]],
       ["Active", "", flag(camera.is_active)],
       ["RTSP only", "", flag(camera.rtsp_only)],
       ["Tunnel", "tunnel", tunnelNodes(t)],
