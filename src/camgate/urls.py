@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("camgate.cameras.api.urls")),
+    path("", include("camgate.web.urls")),
 ]
 
 

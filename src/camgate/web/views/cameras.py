@@ -1,0 +1,74 @@
+"""Add, edit and delete cameras from the browser."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from camgate.agent.control import poke_agent
+from camgate.cameras.models import Camera
+from camgate.web.forms import CameraForm
+
+
+def _camera(camera_id: str) -> Camera:
+    # The URL pattern only lets digits through; the UI always links by local id.
+    return get_object_or_404(Camera, pk=int(camera_id))
+
+
+def _data(request):
+    return request.POST if request.method == "POST" else None
+
+
+def _save(form: CameraForm) -> Camera | None:
+    try:
+        with transaction.atomic():
+            camera = form.save()
+    except IntegrityError:
+        # Another request took the camid between our check and the insert.
+        form.add_error("access_token", "A camera with this token's camid already exists on this gateway.")
+        return None
+    poke_agent()
+    return camera
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def camera_add(request):
+    form = CameraForm(_data(request))
+    if request.method == "POST" and form.is_valid():
+        camera = _save(form)
+        if camera is not None:
+            messages.success(request, f"Camera {camera.camera_id} ({camera.ip}) added.")
+            return redirect("web:dashboard")
+    return render(request, "web/camera_form.html", {"form": form, "camera": None},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def camera_edit(request, camera_id: str):
+    camera = _camera(camera_id)
+    form = CameraForm(_data(request), instance=camera)
+    if request.method == "POST" and form.is_valid():
+        camera = _save(form)
+        if camera is not None:
+            messages.success(request, f"Camera {camera.camera_id} ({camera.ip}) saved.")
+            return redirect("web:dashboard")
+    return render(request, "web/camera_form.html", {"form": form, "camera": camera},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def camera_delete(request, camera_id: str):
+    camera = _camera(camera_id)
+    if request.method == "POST":
+        label = f"Camera {camera.camera_id} ({camera.ip})"
+        camera.delete()
+        poke_agent()
+        messages.success(request, f"{label} deleted.")
+        return redirect("web:dashboard")
+    return render(request, "web/camera_delete.html", {"camera": camera})

@@ -1,0 +1,293 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright against
+pytest-django's live server. Each page is saved as a full-page screenshot under
+test-artifacts/screenshots/ for a human to look at."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from camgate.cameras.models import Camera, TunnelStatus
+from tests.conftest import make_token
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+# Playwright's sync API drives its own event loop in this thread; the ORM calls the test
+# makes between browser steps are plain blocking calls and safe here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def ui(browser, live_server, default_admin, monkeypatch):
+    """A fresh browser context on the live server, failing the test on any script error."""
+    monkeypatch.setattr("camgate.web.views.dashboard.REFRESH_SECONDS", 1)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    contexts, problems = [], []
+
+    def open_page(viewport=DESKTOP, color_scheme="light"):
+        context = browser.new_context(viewport=viewport, base_url=live_server.url, color_scheme=color_scheme)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    # Pages answered with 4xx on purpose (form errors, 404, 429) log "Failed to load
+    # resource"; anything else in the console is a bug.
+    assert [p for p in problems if "Failed to load resource: the server responded with a status of 4" not in p] == []
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in_with_keyboard(page, password: str) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    # The username box has focus on arrival; the rest is Tab and Enter.
+    page.keyboard.type("admin")
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+
+
+def sideways_overflow(page) -> list[str]:
+    """What sticks out to the right of the page or of a table's scroll box (nothing, we hope)."""
+    return page.evaluate("""() => {
+        const boxes = [document.documentElement, ...document.querySelectorAll(".table-wrap:not([hidden])")];
+        const found = [];
+        for (const box of boxes) {
+            if (box.scrollWidth <= box.clientWidth) continue;
+            const right = box === document.documentElement ? window.innerWidth : box.getBoundingClientRect().right;
+            for (const el of box.querySelectorAll("*")) {
+                if (el.getBoundingClientRect().right > right + 0.5 && found.length < 5) {
+                    found.push(`${el.tagName.toLowerCase()}.${el.className}: ${el.textContent.trim().slice(0, 40)}`);
+                }
+            }
+            if (!found.length) found.push(`${box.className || box.tagName}: scrolls ${box.scrollWidth} > ${box.clientWidth}`);
+        }
+        return found;
+    }""")
+
+
+def test_a_new_user_manages_cameras_settings_and_restart(ui):
+    page = ui()
+
+    # Log in: first a typo, then the default password.
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    shot(page, "login")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("admn")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password.")
+    shot(page, "login-wrong-password")
+    log_in_with_keyboard(page, "admin")
+
+    # The empty dashboard says what to do, and warns about the default password.
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_text("No cameras yet")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("still has the default password")
+    shot(page, "dashboard-empty")
+
+    # Add a camera: the ports come prefilled; a bad port is refused beside the field.
+    page.get_by_role("main").get_by_role("link", name="Add camera").click()
+    expect(page.get_by_label("HTTP port")).to_have_value("80")
+    expect(page.get_by_label("RTSP port")).to_have_value("554")
+    expect(page.get_by_label("Active")).to_be_checked()
+    shot(page, "add-camera")
+    page.get_by_label("IP address or host name").fill("192.168.1.20")
+    page.get_by_label("HTTP port").fill("70000")
+    page.get_by_label("Access token").fill(make_token(1234))
+    page.get_by_label("Serial number").fill("SN-0042")
+    page.get_by_label("Camera username").fill("viewer")
+    page.get_by_label("Camera password").fill("cam-secret-81")
+    page.get_by_role("button", name="Add camera").click()
+    expect(page.locator("#id_http_port_error")).to_have_text("Port must be between 1 and 65535.")
+    expect(page.get_by_label("HTTP port")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Camera password")).to_have_value("")
+    shot(page, "add-camera-error")
+    page.get_by_label("HTTP port").fill("80")
+    page.get_by_label("Camera password").fill("cam-secret-81")
+    page.get_by_role("button", name="Add camera").click()
+
+    # It is on the dashboard.
+    camera = Camera.objects.get()
+    expect(page.get_by_role("status")).to_contain_text(f"Camera {camera.camera_id} (192.168.1.20) added.")
+    row = page.locator(f'tr[data-camera-id="{camera.camera_id}"]')
+    expect(row).to_contain_text("192.168.1.20")
+    expect(row).to_contain_text("1234")
+    expect(row).to_contain_text("Not reported")
+    assert camera.password == "cam-secret-81"
+
+    # The agent reports on the tunnel: the page picks it up without reloading.
+    page.evaluate("window.__sameDocument = true")
+    TunnelStatus.objects.create(
+        key=f"camera-{camera.camera_id}", camera=camera, state="up", pid=4242, open_connections=2,
+        endpoints=[
+            {"name": "rtsp", "proxy_host": "relay.example.net", "proxy_port": 41554, "url": "rtsp://relay.example.net:41554/"},
+            {"name": "http", "proxy_host": "relay.example.net", "proxy_port": 41080, "url": "http://relay.example.net:41080/"},
+        ],
+        bytes_to_cloud=734_003_200, bytes_from_cloud=1_843_200,
+    )
+    TunnelStatus.objects.create(
+        key="gateway", state="connecting", reason="relay.example.net:443: connection refused; retrying in 5 s",
+    )
+    expect(row.locator(".badge")).to_have_text("Up")
+    expect(row).to_contain_text("rtsp://relay.example.net:41554/")
+    expect(row).to_contain_text("700 MiB")
+    expect(page.locator("#gateway-tunnel")).to_contain_text("Connecting")
+    expect(page.locator("#live-status")).to_contain_text("Live · updated")
+    assert page.evaluate("window.__sameDocument") is True
+    assert sideways_overflow(page) == []
+    copy = row.get_by_role("button", name="Copy rtsp URL")
+    copy.focus()
+    page.keyboard.press("Enter")
+    expect(copy).to_have_text("Copied")
+    # A refresh that changes nothing leaves the button, its focus and its "Copied" be.
+    refreshed = page.locator("#dashboard").get_attribute("data-refreshed")
+    expect(page.locator("#dashboard")).not_to_have_attribute("data-refreshed", refreshed)
+    expect(copy).to_have_text("Copied")
+    expect(copy).to_be_focused()
+    shot(page, "dashboard")
+
+    # Edit it: the stored password is not shown; leaving it empty keeps it.
+    row.get_by_role("link", name=f"Edit camera {camera.camera_id}").click()
+    expect(page.get_by_label("IP address or host name")).to_have_value("192.168.1.20")
+    expect(page.get_by_label("Camera password")).to_have_value("")
+    assert "cam-secret-81" not in page.content()
+    page.get_by_label("IP address or host name").fill("192.168.1.21")
+    page.get_by_label("RTSP port").fill("8554")
+    page.get_by_label("RTSP only").check()
+    shot(page, "edit-camera")
+    page.get_by_role("button", name="Save changes").click()
+    expect(row).to_contain_text("192.168.1.21")
+    expect(row).to_contain_text("RTSP 8554")
+    camera.refresh_from_db()
+    assert (camera.ip, camera.rtsp_port, camera.rtsp_only, camera.password) == ("192.168.1.21", 8554, True, "cam-secret-81")
+
+    # Delete it, after a confirmation page.
+    row.get_by_role("link", name=f"Delete camera {camera.camera_id}").click()
+    expect(page.get_by_role("heading", name=f"Delete camera {camera.camera_id}?")).to_be_visible()
+    shot(page, "delete-camera")
+    assert Camera.objects.exists()
+    page.get_by_role("button", name="Delete camera").click()
+    expect(page.get_by_role("status")).to_contain_text("deleted")
+    expect(page.get_by_text("No cameras yet")).to_be_visible()
+    assert not Camera.objects.exists()
+
+    # Restart: the agent is not running in tests, and the page says so.
+    page.get_by_role("navigation").get_by_role("link", name="Restart").click()
+    expect(page.get_by_role("heading", name="Restart the gateway tunnel")).to_be_visible()
+    shot(page, "restart")
+    page.get_by_role("button", name="Restart tunnel").click()
+    expect(page.get_by_role("status")).to_contain_text("Restart failed: the agent is not running")
+    shot(page, "restart-result")
+
+    # Settings: create the API token, then change the password.
+    page.get_by_role("navigation").get_by_role("link", name="Settings").click()
+    expect(page.get_by_text("No token yet")).to_be_visible()
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_role("textbox", name="API token")).to_have_value(re.compile(r"^[0-9a-f]{40}$"))
+    shot(page, "settings")
+    page.get_by_label("Old password").fill("admin")
+    page.get_by_label("New password", exact=True).fill("correct-horse-battery")
+    page.get_by_label("New password confirmation").fill("correct-horse-battery")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status")).to_contain_text("Password changed.")
+    expect(page.get_by_text("still has the default password")).to_have_count(0)
+    shot(page, "settings-password-changed")
+
+    # Log out; the old password no longer works, the new one does.
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("status")).to_contain_text("You have been logged out.")
+    shot(page, "logged-out")
+    log_in_with_keyboard(page, "admin")
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password.")
+    log_in_with_keyboard(page, "correct-horse-battery")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+def test_phone_width_and_dark_mode(ui):
+    streaming = Camera.objects.create(ip="10.20.30.1", access_token=make_token(3001))
+    broken = Camera.objects.create(ip="10.20.30.2", rtsp_only=True)
+    TunnelStatus.objects.create(
+        key="camera-a", camera=streaming, state="up", open_connections=1,
+        endpoints=[{"name": "rtsp", "proxy_host": "relay.example.net", "proxy_port": 41554,
+                    "url": "rtsp://relay.example.net:41554/"}],
+        bytes_to_cloud=12_345_678, bytes_from_cloud=54_321,
+    )
+    TunnelStatus.objects.create(key="camera-b", camera=broken, state="failed",
+                                reason="camera 10.20.30.2:554 unreachable: no route to host")
+    TunnelStatus.objects.create(key="gateway", state="up", endpoints=[
+        {"name": "http", "proxy_host": "relay.example.net", "proxy_port": 40080, "url": "http://relay.example.net:40080/"},
+        {"name": "ssh", "proxy_host": "relay.example.net", "proxy_port": 40022},
+    ])
+    page = ui(PHONE)
+    log_in_with_keyboard(page, "admin")
+    expect(page.locator(f'tr[data-camera-id="{broken.camera_id}"]')).to_contain_text("no route to host")
+    expect(page.locator("#live-status")).to_contain_text("Live · updated")
+    assert sideways_overflow(page) == []
+    shot(page, "dashboard-phone")
+    page.goto("/add-camera")
+    page.get_by_role("button", name="Add camera").click()
+    expect(page.locator("#id_ip_error")).to_be_visible()
+    assert sideways_overflow(page) == []
+    shot(page, "add-camera-phone")
+    page.goto("/settings/")
+    assert sideways_overflow(page) == []
+    shot(page, "settings-phone")
+
+    page = ui(DESKTOP, color_scheme="dark")
+    log_in_with_keyboard(page, "admin")
+    expect(page.locator("#live-status")).to_contain_text("Live · updated")
+    shot(page, "dashboard-dark")
+    assert sideways_overflow(page) == []
+
+
+def test_not_found_and_throttled_pages(ui):
+    page = ui()
+    log_in_with_keyboard(page, "admin")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    response = page.goto("/edit-camera/not-a-number")
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    shot(page, "not-found")
+
+    page = ui()
+    page.goto("/login/")
+    for _ in range(5):
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill("guess")
+        page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Too many failed sign-in attempts")
+    shot(page, "login-throttled")
