@@ -127,7 +127,7 @@ def test_no_banner_once_the_password_is_changed(client, default_admin):
 
 def test_restart_asks_first(admin_client, monkeypatch):
     called = []
-    monkeypatch.setattr("camgate.web.views.gateway.send_command", lambda command: called.append(command))
+    monkeypatch.setattr("camgate.agent.control.send_command", lambda command, timeout=None: called.append(command))
     response = admin_client.get("/restart/")
     assert response.status_code == 200 and b"Restart tunnel" in response.content
     assert called == []
@@ -145,16 +145,16 @@ def test_restart_shows_that_the_agent_is_not_running(admin_client):
     ({"ok": False}, "Restart failed: the agent could not restart the gateway tunnel."),
 ])
 def test_restart_shows_the_agents_answer(admin_client, monkeypatch, answer, message):
-    monkeypatch.setattr("camgate.web.views.gateway.send_command", lambda command: answer)
+    monkeypatch.setattr("camgate.agent.control.send_command", lambda command, timeout=None: answer)
     response = admin_client.post("/restart", follow=True)
     assert message in response.content.decode()
 
 
 def test_restart_reports_an_agent_timeout(admin_client, monkeypatch):
-    def timeout(command):
+    def timeout(command, timeout=None):
         raise AgentUnavailable("the agent did not answer within 10 s")
 
-    monkeypatch.setattr("camgate.web.views.gateway.send_command", timeout)
+    monkeypatch.setattr("camgate.agent.control.send_command", timeout)
     response = admin_client.post("/restart/", follow=True)
     assert b"Restart failed: the agent did not answer within 10 s." in response.content
 

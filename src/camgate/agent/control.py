@@ -59,6 +59,22 @@ def send_command(command: str, timeout: float = 10.0) -> dict:
     return answer
 
 
+# The agent waits up to 15 s for the restarted tunnel to come up (reconciler.py);
+# the caller must wait longer than that to hear why it did not.
+RESTART_ANSWER_TIMEOUT_S = 20.0
+
+
+def restart_gateway_tunnel() -> str | None:
+    """Restart the gateway's own tunnel; None on success, else the reason it failed."""
+    try:
+        answer = send_command("restart-gateway", timeout=RESTART_ANSWER_TIMEOUT_S)
+    except AgentUnavailable as error:
+        return str(error)
+    if answer.get("ok"):
+        return None
+    return answer.get("error") or "the agent could not restart the gateway tunnel"
+
+
 def poke_agent() -> None:
     """Ask for an immediate reconcile; harmless when the agent is down (it reconciles
     everything when it starts)."""

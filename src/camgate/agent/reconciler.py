@@ -28,7 +28,7 @@ log = logging.getLogger("camgate.agent")
 
 RECONCILE_EVERY_S = 5.0  # catches edits made while no poke could reach us
 STATUS_EVERY_S = 2.0  # traffic counters; state changes are written at once
-RESTART_WAIT_S = 15.0
+RESTART_WAIT_S = 15.0  # less than control.RESTART_ANSWER_TIMEOUT_S, so the answer arrives
 
 
 def endpoint_view(name: str, host: str, port: int) -> dict:

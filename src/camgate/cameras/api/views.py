@@ -14,7 +14,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from camgate.agent.control import AgentUnavailable, poke_agent, send_command
+from camgate.agent.control import poke_agent, restart_gateway_tunnel
 from camgate.cameras.api.serializers import (
     CameraDetailSerializer,
     CameraSerializer,
@@ -109,11 +109,7 @@ class RestartView(APIView):
 
     @extend_schema(request=None, responses={200: RestartResultSerializer, 500: ErrorSerializer})
     def post(self, request):
-        try:
-            answer = send_command("restart-gateway")
-        except AgentUnavailable as error:
-            return Response({"error": str(error)}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-        if not answer.get("ok"):
-            reason = answer.get("error") or "the agent could not restart the gateway tunnel"
-            return Response({"error": reason}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        failure = restart_gateway_tunnel()
+        if failure is not None:
+            return Response({"error": failure}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
         return Response({"message": "Server restarted successfully"})

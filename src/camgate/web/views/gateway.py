@@ -15,10 +15,9 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
 from camgate import config
-from camgate.agent.control import AgentUnavailable, send_command
+from camgate.agent.control import restart_gateway_tunnel
 from camgate.web.presenters import gateway_view
 
-RESTART_FAILED = "the agent could not restart the gateway tunnel"
 
 
 def _settings_page(request, password_form, status=200):
@@ -72,14 +71,10 @@ def settings_view(request):
 @require_http_methods(["GET", "POST"])
 def restart_view(request):
     if request.method == "POST":
-        try:
-            answer = send_command("restart-gateway")
-        except AgentUnavailable as error:
-            messages.error(request, f"Restart failed: {error}.")
+        failure = restart_gateway_tunnel()
+        if failure is None:
+            messages.success(request, "Gateway tunnel restarted.")
         else:
-            if answer.get("ok"):
-                messages.success(request, "Gateway tunnel restarted.")
-            else:
-                messages.error(request, f"Restart failed: {answer.get('error') or RESTART_FAILED}.")
+            messages.error(request, f"Restart failed: {failure}.")
         return redirect("web:restart")
     return render(request, "web/restart.html", {"gateway": gateway_view()})
