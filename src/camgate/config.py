@@ -119,7 +119,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_ADMIN_PASSWORD", "admin", "Its password at first start; change it.", secret=True),
     Setting("CAMGATE_GATEWAY_NAME", "host name", "Name shown on the dashboard."),
     Setting("CAMGATE_MAX_BODY_BYTES", "1048576", "Largest API request body accepted (413 above)."),
-    Setting("CAMGATE_UPLINK_HOST", "", "Relay host[:port] for every tunnel, instead of the token's uplink. Unset: `camgate run` starts a relay on loopback."),
+    Setting("CAMGATE_UPLINK_HOST", "", "Relay host[:port] for every tunnel, instead of the token's uplink. Unset: camgate run starts a relay on loopback."),
     Setting("CAMGATE_UPLINK_TLS", "true", "Reach the relay over TLS (wss/https)."),
     Setting("CAMGATE_UPLINK_VERIFY", "true", "Verify the relay's TLS certificate."),
     Setting("CAMGATE_UPLINK_CAFILE", "", "Extra CA certificate (PEM) to trust for a self-hosted relay."),
@@ -129,7 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAMGATE_GATEWAY_HTTP_PORT", "8000", "Port of the web server the gateway tunnel forwards."),
     Setting("CAMGATE_SSH_HOST", "127.0.0.1", "Host of the SSH server the gateway tunnel forwards."),
     Setting("CAMGATE_SSH_PORT", "22", "SSH port the gateway tunnel forwards (0: none)."),
-    Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay `camgate run` starts."),
+    Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay that camgate run starts."),
     Setting("CAMGATE_RELAY_PORT_RANGE", "20000-29999", "Public ports the embedded relay gives forwards."),
     Setting("CAMGATE_RELAY_ADMIN_TOKEN", "generated into the data dir", "Bearer token of the relay's admin API.", secret=True),
 )
