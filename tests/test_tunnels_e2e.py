@@ -6,6 +6,7 @@ server as the camera, ffprobe as the viewer, cameras added through the REST API.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -18,7 +19,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import make_token
-from tests.support.cameras import CAMERA_PAGE, CameraWebServer, RtspCamera, ffprobe_stream
+from tests.support.cameras import CAMERA_PAGE, CameraWebServer, RtspCamera, StreamingSource, ffprobe_stream, stream_bytes
 from tests.support.processes import camgate_env, camgate_process, free_port, http_json, wait_for_http
 
 pytestmark = pytest.mark.e2e
@@ -236,3 +237,54 @@ def test_gateway_tunnel_is_up_and_restart_restarts_it(gateway):
     assert (status, body) == (401, {"detail": "Authentication credentials were not provided."})
     status, cameras = http_json("GET", f"http://127.0.0.1:{web[0]['proxy_port']}/api/cameras/", token=gateway.token)
     assert status == 200 and isinstance(cameras, list)
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def pid_of(pattern: str) -> int:
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    assert len(pids) == 1, (pattern, pids)
+    return int(pids[0])
+
+
+def test_a_viewer_that_stops_reading_stalls_nobody_and_memory_stays_bounded(gateway):
+    size = 40 * 1024 * 1024
+    source = StreamingSource(size=size, rate=20e6)
+    try:
+        status, added = gateway.api("POST", "/api/add-camera/", {"ip": "127.0.0.1", "rtsp_port": source.port, "rtsp_only": True, "access_token": gateway.mint_token(5010)})
+        camera = gateway.wait_for_camera(added["camera_id"], is_up)
+        port = endpoint(camera, "rtsp")
+        relay_pid = pid_of(f"camgate.cli relay --host 127.0.0.1 --port {gateway.relay_port}")
+        agent_pid = camera["pid"]
+        before = {"relay": rss_kib(relay_pid), "agent": rss_kib(agent_pid)}
+
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read
+        time.sleep(0.5)
+        reader = socket.create_connection(("127.0.0.1", port), timeout=10)
+        digest, received, peak = hashlib.sha256(), 0, dict(before)
+        started = time.monotonic()
+        while received < size:
+            chunk = reader.recv(1 << 16)
+            assert chunk, f"reader closed after {received} of {size} bytes"
+            digest.update(chunk)
+            received += len(chunk)
+            if received % (4 << 20) < len(chunk):
+                peak = {name: max(peak[name], rss_kib(pid)) for name, pid in (("relay", relay_pid), ("agent", agent_pid))}
+        elapsed = time.monotonic() - started
+        expected = hashlib.sha256(b"".join(stream_bytes(source.seed, size))).hexdigest()
+        assert digest.hexdigest() == expected
+        # The source sends 20 MB/s; a reader held up by the stalled one would take far longer.
+        assert elapsed < size / 20e6 * 3, f"{elapsed:.1f} s for {size} bytes"
+        growth = {name: peak[name] - before[name] for name in before}
+        assert all(kib < 32 * 1024 for kib in growth.values()), growth
+        stalled.close()
+        reader.close()
+        gateway.api("DELETE", f"/api/cameras/{added['camera_id']}/")
+    finally:
+        source.stop()

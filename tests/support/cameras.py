@@ -72,3 +72,50 @@ def ffprobe_stream(url: str, timeout: float = 20.0) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"ffprobe failed: {result.stderr.strip()}")
     return json.loads(result.stdout)["streams"][0]
+
+
+def stream_bytes(seed: int, size: int, chunk: int = 64 * 1024):
+    """Deterministic bytes a test source sends, so a viewer can check what it got."""
+    import random
+
+    generator = random.Random(seed)
+    sent = 0
+    while sent < size:
+        piece = generator.randbytes(min(chunk, size - sent))
+        sent += len(piece)
+        yield piece
+
+
+class StreamingSource:
+    """A camera port that sends each connection ``size`` deterministic bytes, paced to
+    about ``rate`` bytes per second (a camera's stream, not a disk dump)."""
+
+    def __init__(self, size: int, rate: float = 20e6, seed: int = 7) -> None:
+        import socketserver
+        import time
+
+        source = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                started = time.monotonic()
+                sent = 0
+                try:
+                    for piece in stream_bytes(source.seed, source.size):
+                        self.request.sendall(piece)
+                        sent += len(piece)
+                        ahead = sent / source.rate - (time.monotonic() - started)
+                        if ahead > 0:
+                            time.sleep(ahead)
+                except OSError:
+                    pass  # the viewer's side went away
+
+        self.size, self.rate, self.seed = size, rate, seed
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
