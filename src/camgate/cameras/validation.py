@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from camgate.cameras.models import Camera
 from camgate.uplink.tokens import InvalidToken, decode_access_token
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
@@ -37,14 +38,23 @@ def port_problem(value: int) -> str | None:
     return None
 
 
-def access_token_problem(value: str) -> str | None:
-    """Empty is allowed (the camera may be provisioned by serial and MAC)."""
+# Said when a lost race on the unique camid column is caught at save time.
+DUPLICATE_CAMID = "A camera with this token's camid already exists on this gateway."
+
+
+def access_token_problem(value: str, camera_id: int | None = None) -> str | None:
+    """Why ``value`` cannot be the access token of camera ``camera_id`` (None: a new
+    camera), or None. Empty is allowed: the camera may be provisioned by serial and MAC.
+    A camid names one camera, so a token whose camid another camera holds is refused."""
     if not value:
         return None
     try:
-        decode_access_token(value)
+        camid = decode_access_token(value).camid
     except InvalidToken as error:
         return f"Invalid access token: {error}."
+    holder = Camera.objects.filter(camid=camid).exclude(pk=camera_id).values_list("camera_id", flat=True).first()
+    if holder is not None:
+        return f"A camera with camid {camid} already exists on this gateway (camera {holder})."
     return None
 
 

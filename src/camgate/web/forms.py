@@ -7,9 +7,6 @@ from django import forms
 
 from camgate.cameras import validation
 from camgate.cameras.models import Camera
-from camgate.uplink.tokens import try_decode_camid
-
-DUPLICATE_CAMID = "A camera with camid {camid} already exists on this gateway (camera {camera_id})."
 
 
 class PortField(forms.IntegerField):
@@ -91,14 +88,9 @@ class CameraForm(forms.ModelForm):
 
     def clean_access_token(self) -> str:
         value = self.cleaned_data["access_token"].strip()
-        problem = validation.access_token_problem(value)
+        problem = validation.access_token_problem(value, self.instance.pk)
         if problem:
             raise forms.ValidationError(problem)
-        camid = try_decode_camid(value)
-        if camid is not None:
-            other = Camera.objects.filter(camid=camid).exclude(pk=self.instance.pk).first()
-            if other is not None:
-                raise forms.ValidationError(DUPLICATE_CAMID.format(camid=camid, camera_id=other.camera_id))
         return value
 
     def _normalise_optional(self, name: str) -> str | None:

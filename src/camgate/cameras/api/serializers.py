@@ -13,7 +13,6 @@ from rest_framework import serializers
 
 from camgate.cameras import validation
 from camgate.cameras.models import Camera
-from camgate.uplink.tokens import try_decode_camid
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -100,18 +99,9 @@ class CameraSerializer(serializers.ModelSerializer):
         return validation.normalise_ip(value)
 
     def validate_access_token(self, value: str) -> str:
-        problem = validation.access_token_problem(value)
+        problem = validation.access_token_problem(value, self.instance.pk if self.instance else None)
         if problem:
             raise serializers.ValidationError(problem)
-        camid = try_decode_camid(value)
-        if camid is not None:
-            others = Camera.objects.filter(camid=camid)
-            if self.instance is not None:
-                others = others.exclude(pk=self.instance.pk)
-            if others.exists():
-                raise serializers.ValidationError(
-                    f"A camera with camid {camid} already exists on this gateway."
-                )
         return value
 
 

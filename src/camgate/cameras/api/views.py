@@ -21,10 +21,10 @@ from camgate.cameras.api.serializers import (
     ErrorSerializer,
     RestartResultSerializer,
 )
+from camgate.cameras import validation
 from camgate.cameras.models import Camera
 from camgate.cameras.resolution import resolve_camera
 
-DUPLICATE_CAMID = {"access_token": ["A camera with this token's camid already exists on this gateway."]}
 
 
 def _camera_or_404(camera_id: int) -> Camera:
@@ -40,7 +40,7 @@ def _save(serializer: CameraSerializer) -> Camera:
         with transaction.atomic():
             camera = serializer.save()
     except IntegrityError:
-        raise ValidationError(DUPLICATE_CAMID) from None
+        raise ValidationError({"access_token": [validation.DUPLICATE_CAMID]}) from None
     poke_agent()
     return camera
 

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from camgate.agent.control import poke_agent
+from camgate.cameras import validation
 from camgate.cameras.models import Camera
 from camgate.web.forms import CameraForm
 
@@ -28,7 +29,7 @@ def _save(form: CameraForm) -> Camera | None:
             camera = form.save()
     except IntegrityError:
         # Another request took the camid between our check and the insert.
-        form.add_error("access_token", "A camera with this token's camid already exists on this gateway.")
+        form.add_error("access_token", validation.DUPLICATE_CAMID)
         return None
     poke_agent()
     return camera
