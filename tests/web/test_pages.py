@@ -159,13 +159,15 @@ def test_restart_reports_an_agent_timeout(admin_client, monkeypatch):
     assert b"Restart failed: the agent did not answer within 10 s." in response.content
 
 
-def test_the_banner_check_agrees_with_admin_bootstrap(default_admin):
-    from camgate.cameras import admin_bootstrap
-    from camgate.web.security import default_password_in_use
+def test_the_default_password_check_follows_password_changes(default_admin):
+    from camgate.cameras.admin_bootstrap import default_password_in_use
 
-    assert default_password_in_use() is admin_bootstrap.default_password_in_use() is True
+    assert default_password_in_use() is True
     default_admin.set_password("not-the-default")
     default_admin.save()
-    assert default_password_in_use() is admin_bootstrap.default_password_in_use() is False
+    assert default_password_in_use() is False
+    default_admin.set_password("admin")
+    default_admin.save()
+    assert default_password_in_use() is True
     default_admin.delete()
-    assert default_password_in_use() is admin_bootstrap.default_password_in_use() is False
+    assert default_password_in_use() is False

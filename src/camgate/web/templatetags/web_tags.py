@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.conf import settings
 
-from camgate.web.security import default_password_in_use
+from camgate.cameras.admin_bootstrap import default_password_in_use
 
 register = template.Library()
 
