@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
@@ -68,35 +66,16 @@ def probe_web(port: int | None = None, timeout: float = 5.0) -> tuple[bool, str]
     return True, "web ok"
 
 
-def agent_socket_path() -> Path:
-    from camgate import config
+def probe_agent(timeout: float = 5.0) -> tuple[bool, str]:
+    """Healthy when the agent answers a ping on its control socket."""
+    from camgate.agent.control import AgentUnavailable, send_command
 
-    return config.data_dir() / "agent.sock"
-
-
-def probe_agent(path: Path | None = None, timeout: float = 5.0) -> tuple[bool, str]:
-    """Healthy when the agent's control socket answers a ping with any JSON object: an
-    agent that does not know "ping" still proves it is alive and reading its socket."""
-    path = path or agent_socket_path()
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            sock.sendall(b'{"command": "ping"}\n')
-            reply = b""
-            while not reply.endswith(b"\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-    except OSError as error:
-        return False, f"agent socket {path}: {error.strerror or error}"
-    try:
-        answer = json.loads(reply)
-    except ValueError:
-        return False, "agent sent an unreadable answer"
-    if not isinstance(answer, dict):
-        return False, "agent sent an unreadable answer"
+        answer = send_command("ping", timeout=timeout)
+    except AgentUnavailable as error:
+        return False, str(error)
+    if not answer.get("ok"):
+        return False, f"agent answered {answer!r}"
     return True, "agent ok"
 
 

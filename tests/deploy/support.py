@@ -33,24 +33,12 @@ def run_camgate(args: list[str], env: dict, **kwargs) -> subprocess.CompletedPro
     return result
 
 
-def write_camgate_shim(directory: Path, agent_marker: Path | None = None) -> Path:
+def write_camgate_shim(directory: Path) -> Path:
     """A `camgate` executable running this checkout, to put first on PATH for
-    deploy/entrypoint.sh (which calls `camgate` as the image and the units install it).
-
-    With AGENT_MARKER, `camgate agent` (written on another branch) is a stand-in that
-    records whether the schema was current when it was started, then exits 0.
-    """
+    deploy/entrypoint.sh (which calls `camgate` as the image and the units install it)."""
     directory.mkdir(parents=True, exist_ok=True)
-    python = f'"{sys.executable}" -m camgate.cli'
-    stub = ""
-    if agent_marker is not None:
-        stub = (f'if [ "$1" = agent ]; then\n'
-                f'    {python} migrate --check >/dev/null 2>&1\n'
-                f'    echo "schema-check=$?" > "{agent_marker}"\n'
-                f'    exit 0\n'
-                f'fi\n')
     shim = directory / "camgate"
-    shim.write_text(f'#!/bin/sh\n{stub}exec {python} "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m camgate.cli "$@"\n')
     shim.chmod(0o755)
     return directory
 

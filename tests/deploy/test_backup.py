@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.support import app_env, run_camgate
-from tests.deploy.test_health import FakeAgent
+from tests.support.processes import camgate_process, wait_for_path
 
 DB = "camgate.sqlite3"
 
@@ -103,11 +103,9 @@ def test_restore_refuses_while_the_agent_runs(gateway, tmp_path):
     data, env = gateway
     archive = tmp_path / "gw.tar.gz"
     run_camgate(["backup", str(archive)], env)
-    agent = FakeAgent(data / "agent.sock", b'{"ok": true}\n')
-    try:
+    with camgate_process(["agent", "--no-prepare"], {**env, "CAMGATE_GATEWAY_TUNNEL": "false"}, tmp_path / "agent.log"):
+        wait_for_path(data / "agent.sock")
         refused = run_camgate(["restore", "--force", str(archive)], env, check=False)
-    finally:
-        agent.close()
     assert refused.returncode != 0 and b"stop it" in refused.stderr
 
 

@@ -14,15 +14,15 @@ import pytest
 
 from tests.conftest import make_token
 from tests.deploy.support import DEPLOY, app_env, write_camgate_shim
-from tests.support.processes import free_port, http_json, stop_process_group, wait_for_http
+from tests.support.processes import free_port, http_json, stop_process_group, wait_for_http, wait_for_path
 
 pytestmark = pytest.mark.e2e
 
 ENTRYPOINT = DEPLOY / "entrypoint.sh"
 
 
-def entrypoint_env(tmp_path: Path, port: int | None = None, agent_marker: Path | None = None, **extra) -> dict:
-    shims = write_camgate_shim(tmp_path / "bin", agent_marker)
+def entrypoint_env(tmp_path: Path, port: int | None = None, **extra) -> dict:
+    shims = write_camgate_shim(tmp_path / "bin")
     env = app_env(tmp_path / "data", CAMGATE_STATIC_ROOT=str(tmp_path / "static"), CAMGATE_WEB_HOST="127.0.0.1",
                   CAMGATE_WEB_PORT=str(port or free_port()), **extra)
     env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
@@ -70,19 +70,22 @@ def test_entrypoint_web_prepares_serves_and_keeps_everything_across_restarts(tmp
     assert {name: (data / name).read_text() for name in identity} == identity
 
 
-def test_agent_waits_until_web_has_migrated(tmp_path):
-    marker = tmp_path / "agent-started"
+def test_agent_waits_until_web_has_migrated_then_runs(tmp_path):
     port = free_port()
-    env = entrypoint_env(tmp_path, port, agent_marker=marker, CAMGATE_SCHEMA_WAIT_SECONDS="60")
+    # No gateway tunnel: nothing to dial from this test.
+    env = entrypoint_env(tmp_path, port, CAMGATE_SCHEMA_WAIT_SECONDS="60", CAMGATE_GATEWAY_TUNNEL="false")
+    control_socket = tmp_path / "data" / "agent.sock"
     agent_log = tmp_path / "agent.log"
 
     with entrypoint(["agent"], env, agent_log) as agent:
         time.sleep(2)
-        assert agent.poll() is None and not marker.exists(), "the agent started on an empty database"
+        assert agent.poll() is None and not control_socket.exists(), "the agent started on an empty database"
         assert "waiting for the web service to migrate" in agent_log.read_text()
         with entrypoint(["web"], env, tmp_path / "web.log"):
-            assert agent.wait(timeout=30) == 0, agent_log.read_text()
-    assert marker.read_text().strip() == "schema-check=0"
+            wait_for_path(control_socket)
+            assert control_socket.exists(), agent_log.read_text()
+            # exec all the way down: the agent is the service's process itself.
+            assert b"camgate.cli\0agent\0--no-prepare" in Path(f"/proc/{agent.pid}/cmdline").read_bytes()
 
 
 def test_agent_gives_up_with_a_reason_when_nothing_migrates(tmp_path):

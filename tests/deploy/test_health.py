@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -14,6 +16,7 @@ from django.db import OperationalError
 
 from camgate import health
 from tests.deploy.support import app_env
+from tests.support.processes import camgate_process, wait_for_path
 
 
 @pytest.mark.django_db
@@ -66,49 +69,37 @@ def test_web_probe(live_server):
     assert not healthy and "unreachable" in message
 
 
-class FakeAgent:
-    """A Unix socket answering each line with REPLY, like the agent's control socket."""
+@contextlib.contextmanager
+def control_server(handlers):
+    """The agent's real control socket server, on a loop in a thread."""
+    from camgate.agent.control import socket_path
+    from camgate.agent.control_server import serve_control
 
-    def __init__(self, path: Path, reply: bytes):
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(str(path))
-        self.server.listen()
-        self.reply, self.received = reply, []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            with connection:
-                self.received.append(connection.makefile("rb").readline())
-                connection.sendall(self.reply)
-
-    def close(self):
-        self.server.close()
-
-
-@pytest.mark.parametrize("reply, healthy", [
-    (b'{"ok": true}\n', True),
-    (b'{"error": "unknown command: ping"}\n', True),  # alive, even if it has no ping
-    (b"garbage\n", False),
-    (b"", False),
-])
-def test_agent_probe(tmp_path, reply, healthy):
-    path = tmp_path / "agent.sock"
-    agent = FakeAgent(path, reply)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = asyncio.run_coroutine_threadsafe(serve_control(socket_path(), handlers), loop).result(5)
     try:
-        assert health.probe_agent(path, timeout=2)[0] is healthy
-        assert json.loads(agent.received[0]) == {"command": "ping"}
+        yield
     finally:
-        agent.close()
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        socket_path().unlink(missing_ok=True)
 
 
-def test_agent_probe_without_an_agent(tmp_path):
-    healthy, message = health.probe_agent(tmp_path / "agent.sock", timeout=2)
-    assert not healthy and "agent.sock" in message
+@pytest.mark.parametrize("answer, healthy", [({"ok": True, "pid": 1}, True), ({"ok": False, "error": "x"}, False)])
+def test_agent_probe(answer, healthy):
+    async def ping():
+        return answer
+
+    with control_server({"ping": ping}):
+        assert health.probe_agent(timeout=2)[0] is healthy
+
+
+def test_agent_probe_without_an_agent():
+    healthy, message = health.probe_agent(timeout=2)
+    assert not healthy and "not running" in message
 
 
 def test_health_command_exit_codes(tmp_path):
@@ -118,9 +109,9 @@ def test_health_command_exit_codes(tmp_path):
     env = app_env(data)
     command = [sys.executable, "-m", "camgate.health"]
     assert subprocess.run([*command, "agent"], env=env, capture_output=True).returncode == 1
-    agent = FakeAgent(data / "agent.sock", b'{"ok": true}\n')
-    try:
+    # The real agent (no gateway tunnel: nothing to dial in this test).
+    agent_env = {**env, "CAMGATE_GATEWAY_TUNNEL": "false"}
+    with camgate_process(["agent"], agent_env, tmp_path / "agent.log"):
+        wait_for_path(data / "agent.sock")
         assert subprocess.run([*command, "agent"], env=env, capture_output=True).returncode == 0
-    finally:
-        agent.close()
     assert subprocess.run([*command, "bogus"], env=env, capture_output=True).returncode == 2

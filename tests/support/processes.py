@@ -34,6 +34,15 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing answered at {url} within {timeout} s")
 
 
+def wait_for_path(path: Path, timeout: float = 30.0) -> None:
+    """Wait for a file to appear (e.g. the agent's control socket once it serves)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.1)
+
+
 def http_json(method: str, url: str, body=None, token: str | None = None, headers: dict | None = None):
     all_headers = dict(headers or {})
     if token:
