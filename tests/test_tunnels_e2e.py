@@ -288,3 +288,12 @@ def test_a_viewer_that_stops_reading_stalls_nobody_and_memory_stays_bounded(gate
         gateway.api("DELETE", f"/api/cameras/{added['camera_id']}/")
     finally:
         source.stop()
+
+
+def test_agent_killed_is_restarted_and_brings_every_tunnel_back(gateway, rtsp_camera, camera_web):
+    added = add_camera(gateway, rtsp_camera, camera_web, camid=5020)
+    before = gateway.wait_for_camera(added["camera_id"], is_up)
+    os.kill(before["pid"], signal.SIGKILL)  # the supervisor starts a new agent
+    after = gateway.wait_for_camera(added["camera_id"], lambda c: is_up(c) and c["pid"] not in (None, before["pid"]), timeout=40)
+    assert after["tunnel"]["endpoints"] == before["tunnel"]["endpoints"]
+    assert ffprobe_stream(f"rtsp://127.0.0.1:{endpoint(after, 'rtsp')}{rtsp_camera.path}")["codec_name"] == "mjpeg"
