@@ -149,8 +149,30 @@ async def read_eof(reader: asyncio.StreamReader, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+class _IgnoresText:
+    """A relay's WebSocket as the reference relay treats it: a TEXT message after the
+    hello (camgate's extension) is set aside, not handed to the test."""
+
+    def __init__(self, ws, texts: list[str]) -> None:
+        self._ws = ws
+        self._texts = texts
+
+    async def receive(self, *args, **kwargs):
+        from aiohttp import WSMsgType
+
+        while True:
+            msg = await self._ws.receive(*args, **kwargs)
+            if msg.type is not WSMsgType.TEXT:
+                return msg
+            self._texts.append(msg.data)
+
+    def __getattr__(self, name):
+        return getattr(self._ws, name)
+
+
 class FakeRelay:
-    """A bare aiohttp server playing the relay, to send a client whatever a test wants."""
+    """A bare aiohttp server playing the reference relay, to send a client whatever a
+    test wants."""
 
     token = encode_access_token({"camid": 77, "cmngrid": 1, "uplink": "set-by-the-test.invalid"})
 
@@ -160,6 +182,7 @@ class FakeRelay:
         self.provisioning_status = 200
         self.provisioning_requests = 0
         self.hello: str | None = None
+        self.texts: list[str] = []  # TEXT messages after the hello, which it ignores
         self.address = ""
         self._tunnels: asyncio.Queue = asyncio.Queue()
         self._done = asyncio.Event()
@@ -207,7 +230,7 @@ class FakeRelay:
         ws = web.WebSocketResponse(protocols=("ra-proxy",), autoping=False)
         await ws.prepare(request)
         self.hello = (await ws.receive()).data
-        self._tunnels.put_nowait(ws)
+        self._tunnels.put_nowait(_IgnoresText(ws, self.texts))
         await self._done.wait()
         return ws
 

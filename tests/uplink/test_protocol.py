@@ -10,19 +10,24 @@ from camgate.uplink.protocol import (
     ConnectionTable,
     ConnState,
     DataFrame,
+    Extension,
     Forward,
     Hello,
     Liveness,
+    MalformedExtension,
     MalformedFrame,
     OpenFrame,
     ProtocolError,
+    PublicEndpoint,
     TableFull,
+    build_extension,
     build_hello,
     decode_frame,
     encode_close,
     encode_data,
     encode_open,
     format_forward,
+    parse_extension,
     parse_forward,
     parse_hello,
     split_payload,
@@ -354,3 +359,117 @@ def test_liveness_resets_on_traffic():
     assert clock.poll(3.6) == Liveness.DEAD
     with pytest.raises(ValueError):
         Liveness(now=0, ping_after=2, dead_after=1)
+
+
+# --- camgate's extension messages (TEXT after the hello) -------------------------
+
+
+def test_flow_offer_is_one_small_json_object():
+    text = build_extension(flow=True)
+    assert json.loads(text) == {"camgate": 1, "flow": 1}
+    assert parse_extension(text) == Extension(flow=1)
+
+
+def test_relay_extension_round_trips_with_the_flow_offer():
+    endpoints = (PublicEndpoint("http", "relay.example.com", 41080), PublicEndpoint("rtsp", "relay.example.com", 41554))
+    text = build_extension(flow=True, max_payload=65536, endpoints=endpoints)
+    assert json.loads(text) == {
+        "camgate": 1, "flow": 1, "max_payload": 65536,
+        "forwards": [{"name": "http", "proxy_host": "relay.example.com", "proxy_port": 41080},
+                     {"name": "rtsp", "proxy_host": "relay.example.com", "proxy_port": 41554}],
+    }
+    assert parse_extension(text) == Extension(flow=1, max_payload=65536, endpoints=endpoints)
+    # Without the offer: exactly the relay's message from before the extension.
+    assert "flow" not in json.loads(build_extension(max_payload=65536, endpoints=endpoints))
+
+
+@pytest.mark.parametrize("ids", [[0], [65535], [0, 1, 2, 65535], list(range(256))])
+def test_pause_and_resume_round_trip(ids):
+    pause = build_extension(pause=ids)
+    assert json.loads(pause) == {"camgate": 1, "pause": ids}
+    assert parse_extension(pause) == Extension(pause=tuple(ids))
+    resume = build_extension(resume=ids)
+    assert parse_extension(resume) == Extension(resume=tuple(ids))
+
+
+def test_a_message_may_pause_some_ids_and_resume_others():
+    assert parse_extension('{"camgate": 1, "pause": [1, 2], "resume": [3]}') == Extension(pause=(1, 2), resume=(3,))
+    assert parse_extension('{"camgate": 1, "pause": [4, 4, 5, 4]}').pause == (4, 5)  # each id once
+    assert parse_extension('{"camgate": 1, "pause": []}') == Extension()
+
+
+@pytest.mark.parametrize("ids", [[-1], [65536], [1, 70000], [True], [1.0], ["1"], [None], [[1]]])
+def test_building_with_bad_ids_is_refused(ids):
+    with pytest.raises(ValueError):
+        build_extension(pause=ids)
+    with pytest.raises(ValueError):
+        build_extension(resume=ids)
+
+
+def test_building_a_pause_and_resume_of_one_id_is_refused():
+    with pytest.raises(ValueError):
+        build_extension(pause=[1], resume=[1])
+
+
+def test_unknown_keys_are_ignored():
+    text = '{"camgate": 1, "pause": [7], "window": 65536, "future": {"x": [1]}}'
+    assert parse_extension(text) == Extension(pause=(7,))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a TEXT after the hello",
+        "{not json",
+        "[1, 2]",
+        '"camgate"',
+        '{"flow": 1}',  # not camgate's: no marker
+        '{"camgate": 2, "flow": 1}',  # another version of the extension
+        '{"camgate": "1", "pause": [1]}',
+        '{"camgate": true, "pause": [1]}',
+        '{"camgate": 1.0, "pause": [1]}',
+        b"\xff\xfe",
+    ],
+)
+def test_text_that_is_not_camgates_is_ignored(text):
+    assert parse_extension(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"camgate": 1, "pause": [65536]}',
+        '{"camgate": 1, "pause": [-1]}',
+        '{"camgate": 1, "pause": [1.5]}',
+        '{"camgate": 1, "pause": [true]}',
+        '{"camgate": 1, "pause": ["3"]}',
+        '{"camgate": 1, "pause": 3}',
+        '{"camgate": 1, "resume": {"3": 1}}',
+        '{"camgate": 1, "resume": null}',
+        '{"camgate": 1, "pause": [1], "resume": [1]}',
+        '{"camgate": 1, "flow": 0}',
+        '{"camgate": 1, "flow": true}',
+        '{"camgate": 1, "flow": "1"}',
+    ],
+)
+def test_malformed_extension_is_refused_whole(text):
+    with pytest.raises(MalformedExtension) as info:
+        parse_extension(text)
+    assert info.value.reason  # said, so the session can log it
+
+
+def test_flow_version_is_read_as_given():
+    # A later version is not mistaken for this one: the session uses flow only at 1.
+    assert parse_extension('{"camgate": 1, "flow": 2}').flow == 2
+
+
+def test_relay_parts_are_read_leniently():
+    # As before the extension grew flow control: a bad max_payload or forward is skipped.
+    ext = parse_extension(
+        '{"camgate": 1, "max_payload": -5, "forwards": [{"name": "rtsp", "proxy_host": "h", "proxy_port": 5}, '
+        '{"name": "http"}, 7, {"name": "x", "proxy_host": "h", "proxy_port": "nope"}]}'
+    )
+    assert ext.max_payload is None and ext.endpoints == (PublicEndpoint("rtsp", "h", 5),)
+    assert parse_extension('{"camgate": 1, "max_payload": true}').max_payload is None
+    assert parse_extension('{"camgate": 1, "forwards": "x"}').endpoints == ()
+    assert parse_extension('{"camgate": 1, "pause": [1]}').endpoints is None  # says nothing about ports

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import socket
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -344,15 +345,18 @@ async def test_idle_tunnel_with_live_peers_stays_up(make_relay, make_client, cam
 
 
 async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
+    # Without the flow extension: the client plays a reference agent (it never offers it).
     limits = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, per_tunnel=4 * 1024 * 1024,
                         to_websocket=256 * 1024, stall_timeout=0.3)
     relay = await make_relay(limits=limits)
     cam = await camera("select")
     device, _ = relay.register_device(1013)
-    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)), limits=limits)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
+                         limits=replace(limits, announce_flow=False))
     await tunnel_up(client, relay, 1013)
     port = relay.tunnel(1013).ports["rtsp"]
     session = relay.tunnel(1013).session
+    assert not session.flow_active and not client.session.flow_active
 
     stalled_reader, stalled_writer = await open_viewer(port)
     stalled_writer.write(b"S")  # the camera streams as fast as it can; this viewer never reads
@@ -380,13 +384,15 @@ async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, mak
 
 
 async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, make_relay, camera, make_client, caplog):
+    # Without the flow extension: the relay plays a reference relay (it never offers it).
     limits = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, stall_timeout=0.3)
-    relay = await make_relay()
+    relay = await make_relay(limits=FlowLimits(announce_flow=False))
     cam = await camera("select")
     device, _ = relay.register_device(1014)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)), limits=limits)
     await tunnel_up(client, relay, 1014)
     port = relay.tunnel(1014).ports["rtsp"]
+    assert not relay.tunnel(1014).session.flow_active and not client.session.flow_active
 
     flood_reader, flood_writer = await open_viewer(port)
     flood_writer.write(b"N")
@@ -418,11 +424,13 @@ SMALL = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, sta
 
 
 async def test_slow_camera_gets_a_whole_upload(open_viewer, make_relay, camera, make_client, caplog):
-    relay = await make_relay(limits=SMALL)
+    # Without the flow extension: the relay plays a reference relay.
+    relay = await make_relay(limits=replace(SMALL, announce_flow=False))
     cam = await camera("select", rcvbuf=16 * 1024)
     device, _ = relay.register_device(1017)
     client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)), limits=SMALL)
     await tunnel_up(client, relay, 1017)
+    assert not client.session.flow_active
     reader, writer = await open_viewer(relay.tunnel(1017).ports["http"])
     upload = os.urandom(6 * 1024 * 1024)  # 12 times the bound at which a reader is dropped
     writer.write(b"U" + len(upload).to_bytes(8, "big"))
@@ -436,12 +444,15 @@ async def test_slow_camera_gets_a_whole_upload(open_viewer, make_relay, camera, 
 
 
 async def test_slow_viewer_gets_a_whole_download(open_viewer, make_relay, camera, make_client, caplog):
+    # Without the flow extension: the client plays a reference agent.
     relay = await make_relay(limits=SMALL)
     cam = await camera("select")
     device, _ = relay.register_device(1018)
-    client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)), limits=SMALL)
+    client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)),
+                         limits=replace(SMALL, announce_flow=False))
     await tunnel_up(client, relay, 1018)
     session = relay.tunnel(1018).session
+    assert not session.flow_active
     # A small receive buffer, so the kernel holds little and the relay sees the slowness.
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)

@@ -12,17 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
 import random
 import ssl
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Callable
 
 import aiohttp
 
-from .protocol import AGENT_VERSION, LIMITS, SUBPROTOCOL, Forward, ProtocolError, build_hello, check_forwards
+from .protocol import (
+    AGENT_VERSION,
+    LIMITS,
+    SUBPROTOCOL,
+    Extension,
+    Forward,
+    ProtocolError,
+    PublicEndpoint,
+    build_hello,
+    check_forwards,
+)
 from .session import FlowLimits, LivenessTimes, Role, TunnelSession
 from .tokens import AccessToken, InvalidToken, decode_access_token
 
@@ -62,13 +71,6 @@ class TunnelState(str, enum.Enum):
     UP = "up"
     FAILED = "failed"  # will not work until something changes (see reason, retry_at)
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class PublicEndpoint:
-    name: str
-    proxy_host: str
-    proxy_port: int
 
 
 @dataclass(frozen=True)
@@ -356,12 +358,15 @@ class TunnelClient:
             forwards=self.spec.forwards,
             limits=self._limits,
             liveness=self._liveness,
-            on_text=self._on_relay_text,
+            on_extension=self._on_relay_extension,
         )
         try:
             await ws.send_str(
                 build_hello(self.spec.forwards, self.spec.websocket_buffer_size, self.spec.agent_version)
             )
+            # Queued first, so it follows the hello: camgate's offer of per-connection
+            # flow control, which a reference relay ignores (a TEXT after the hello).
+            session.announce()
             self._session = session
             self._status = replace(self._status, tunnels_opened=self._status.tunnels_opened + 1, endpoints=())
             self._set(TunnelState.UP, "")
@@ -380,29 +385,18 @@ class TunnelClient:
             reason = ws.close_code
             raise _Retry(f"relay closed the tunnel (code {reason})")
 
-    def _on_relay_text(self, text: str) -> None:
+    def _on_relay_extension(self, extension: Extension) -> None:
         # A camgate relay says which public ports it gave us and how large a D payload
-        # it takes. The reference relay sends nothing; anything else is ignored.
-        try:
-            data: Any = json.loads(text)
-        except ValueError:
-            log.debug("%s: TEXT from relay ignored (not JSON)", self._label)
-            return
-        if not isinstance(data, dict) or data.get("camgate") != 1:
-            log.debug("%s: TEXT from relay ignored", self._label)
-            return
-        offered = data.get("max_payload")
+        # it takes (the session has handled the flow-control parts). The reference
+        # relay sends nothing.
         session = self._session
-        if session is not None and isinstance(offered, int) and not isinstance(offered, bool) and offered > 0:
-            session.send_payload_max = max(self.spec.websocket_buffer_size, min(offered, _MAX_PAYLOAD_OFFERED))
-        endpoints = []
-        for item in data.get("forwards", ()):
-            try:
-                endpoints.append(PublicEndpoint(str(item["name"]), str(item["proxy_host"]), int(item["proxy_port"])))
-            except (KeyError, TypeError, ValueError):
-                continue
-        self._status = replace(self._status, endpoints=tuple(endpoints))
-        self._notify()
+        if session is not None and extension.max_payload is not None:
+            session.send_payload_max = max(
+                self.spec.websocket_buffer_size, min(extension.max_payload, _MAX_PAYLOAD_OFFERED)
+            )
+        if extension.endpoints is not None:
+            self._status = replace(self._status, endpoints=extension.endpoints)
+            self._notify()
 
     # --- helpers -----------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """The uplink tunnel protocol with no I/O in it (uplink protocol, section 4).
 
 Everything here is a pure function or a small class driven by its caller: the forward
-spec, the hello, the O/D/C frames, the per-tunnel table of client ids and the liveness
-clock. The relay and the tunnel client share it, so both ends agree on the wire format
+spec, the hello, the O/D/C frames, camgate's extension TEXT messages, the per-tunnel
+table of client ids and the liveness clock. The relay and the tunnel client share it, so both ends agree on the wire format
 by construction, and it can be tested exhaustively without sockets (the style of h11
 and wsproto).
 """
@@ -40,6 +40,7 @@ FORWARD_PROTOCOLS = ("http", "https", "tcp")
 SUBPROTOCOL = "ra-proxy"
 PING_AFTER_SECONDS = 30.0  # ping a peer that has sent nothing for this long
 DEAD_AFTER_SECONDS = 60.0  # a peer silent for this long is dead
+MAX_CLIENT_ID = 0xFFFF
 AGENT_VERSION = f"camgate-{_camgate_version}"
 
 
@@ -208,13 +209,135 @@ def parse_hello(text: str | bytes) -> Hello:
     return Hello(forwards, size, version if isinstance(version, str) else None, extra)
 
 
+# --- camgate's extension messages ----------------------------------------------
+#
+# TEXT messages after the hello, which the spec says a peer ignores, so a reference
+# relay or agent never notices them. Each is a JSON object with "camgate": 1 and any of:
+#   "flow": 1                  the sender takes and honours per-connection pause/resume
+#   "pause": [ids]             stop reading these connections' sockets until resume
+#   "resume": [ids]            read them again
+#   "max_payload": n           (relay only) the largest D payload it takes
+#   "forwards": [{"name", "proxy_host", "proxy_port"}]   (relay only) its public ports
+# Unknown keys are ignored, so later versions can add some.
+
+EXTENSION_VERSION = 1
+FLOW_VERSION = 1
+
+
+class MalformedExtension(ProtocolError):
+    """A TEXT message that says it is camgate's but breaks this format."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PublicEndpoint:
+    """Where the relay publishes one forward (said only by a camgate relay)."""
+
+    name: str
+    proxy_host: str
+    proxy_port: int
+
+
+@dataclass(frozen=True)
+class Extension:
+    flow: int | None = None  # the flow-control version the sender announces
+    pause: tuple[int, ...] = ()
+    resume: tuple[int, ...] = ()
+    max_payload: int | None = None
+    endpoints: tuple[PublicEndpoint, ...] | None = None  # None: the message said nothing about them
+
+
+def _check_ids(key: str, ids: Any) -> tuple[int, ...]:
+    if not isinstance(ids, (list, tuple)):
+        raise MalformedExtension(f"{key} is not a list of connection ids")
+    for cid in ids:
+        if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid <= MAX_CLIENT_ID:
+            raise MalformedExtension(f"{key} holds {cid!r}, not a connection id in 0..{MAX_CLIENT_ID}")
+    return tuple(dict.fromkeys(ids))  # each id once, in order
+
+
+def build_extension(
+    *,
+    flow: bool = False,
+    pause: tuple[int, ...] | list[int] = (),
+    resume: tuple[int, ...] | list[int] = (),
+    max_payload: int | None = None,
+    endpoints: tuple[PublicEndpoint, ...] | list[PublicEndpoint] | None = None,
+) -> str:
+    """One camgate extension TEXT message with the given parts."""
+    message: dict[str, Any] = {"camgate": EXTENSION_VERSION}
+    if flow:
+        message["flow"] = FLOW_VERSION
+    try:
+        pause, resume = _check_ids("pause", pause), _check_ids("resume", resume)
+    except MalformedExtension as exc:
+        raise ValueError(exc.reason) from None
+    if set(pause) & set(resume):
+        raise ValueError("an id cannot be paused and resumed by one message")
+    if pause:
+        message["pause"] = list(pause)
+    if resume:
+        message["resume"] = list(resume)
+    if max_payload is not None:
+        if max_payload < 1:
+            raise ValueError("max_payload must be at least 1")
+        message["max_payload"] = max_payload
+    if endpoints is not None:
+        message["forwards"] = [
+            {"name": e.name, "proxy_host": e.proxy_host, "proxy_port": e.proxy_port} for e in endpoints
+        ]
+    return json.dumps(message, separators=(",", ":"))
+
+
+def parse_extension(text: str | bytes) -> Extension | None:
+    """A TEXT message after the hello: None when it is not camgate's (to be ignored).
+
+    Raises :class:`MalformedExtension` when it says it is camgate's but a part this
+    version uses is wrong; the caller ignores the whole message. Unknown keys are
+    ignored. The relay's own parts (``max_payload``, ``forwards``) are read leniently,
+    as before: a bad value or a bad forward is skipped.
+    """
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    version = data.get("camgate")
+    if type(version) is not int or version != EXTENSION_VERSION:
+        return None
+    flow = data.get("flow")
+    if flow is not None and (isinstance(flow, bool) or not isinstance(flow, int) or flow < 1):
+        raise MalformedExtension(f"flow is {flow!r}, not a positive version number")
+    pause = _check_ids("pause", data.get("pause", ()))
+    resume = _check_ids("resume", data.get("resume", ()))
+    if set(pause) & set(resume):
+        raise MalformedExtension("the same id is both paused and resumed")
+    max_payload = data.get("max_payload")
+    if isinstance(max_payload, bool) or not isinstance(max_payload, int) or max_payload < 1:
+        max_payload = None
+    endpoints = None
+    if "forwards" in data:
+        items = data["forwards"] if isinstance(data["forwards"], list) else []
+        found = []
+        for item in items:
+            try:
+                found.append(PublicEndpoint(str(item["name"]), str(item["proxy_host"]), int(item["proxy_port"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        endpoints = tuple(found)
+    return Extension(flow, pause, resume, max_payload, endpoints)
+
+
 # --- frames -----------------------------------------------------------------
 
 # client_id is little-endian: the reference agent copies it in host order and every
 # host it runs on is little-endian.
 _OPEN = struct.Struct("<cHB")
 _HEAD = struct.Struct("<cH")
-MAX_CLIENT_ID = 0xFFFF
 
 
 @dataclass(frozen=True)

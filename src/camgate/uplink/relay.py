@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import secrets
 import signal
@@ -30,7 +29,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, parse_hello
+from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
 from .relay_store import Device, RelayStore
 from .session import FlowLimits, LivenessTimes, Role, TunnelSession
 from .tokens import InvalidToken, decode_access_token, encode_access_token
@@ -409,17 +408,13 @@ class RelayServer:
                 return ws
             await self._open_listeners(tunnel)
             self.tunnels[device.camid] = tunnel
-        session.send_text(
-            json.dumps(
-                {
-                    "camgate": 1,
-                    "max_payload": MAX_PAYLOAD_ACCEPTED,
-                    "forwards": [
-                        {"name": f["name"], "proxy_host": f["proxy_host"], "proxy_port": f["proxy_port"]}
-                        for f in self._public_forwards(tunnel)
-                    ],
-                }
-            )
+        # camgate's extension message (a reference agent ignores a TEXT after the hello):
+        # the public ports, the D payload we take, and the offer of flow control.
+        session.announce(
+            max_payload=MAX_PAYLOAD_ACCEPTED,
+            endpoints=tuple(
+                PublicEndpoint(f["name"], f["proxy_host"], f["proxy_port"]) for f in self._public_forwards(tunnel)
+            ),
         )
         log.info(
             "%s: tunnel up from %s (agent %s), ports %s",

@@ -4,27 +4,45 @@ Both ends run the same session once the hello is done; they differ only in who o
 connections. On the relay a viewer connecting to a public listener gets a client_id and
 an O is sent; on the client an O from the relay opens a TCP connection to a camera.
 
-Flow control. The protocol has no per-connection window on the wire, so the only way to
-slow one sender down is to stop reading the whole WebSocket, which also stops every
-other connection of the tunnel. The rules below keep memory bounded whatever a peer
-does, let a slower reader (a camera taking a firmware upload, a viewer on a thin link)
-get its bytes at its own pace, and limit what a reader that stopped altogether can cost
-the other connections:
+Flow control. The protocol has no per-connection window on the wire. Against a
+reference peer the only way to slow one sender down is to stop reading the whole
+WebSocket, which also stops every other connection of the tunnel. Between two camgate
+ends a flow extension (TEXT messages, see :mod:`.protocol`) pauses one connection
+instead. Either way memory stays bounded whatever a peer does.
+
+Both modes share:
 
 * Towards the WebSocket, frames wait in one queue. Past ``FlowLimits.to_websocket``
   bytes every socket of the tunnel stops being read until the queue is half empty.
 * Towards a socket, bytes wait in its transport buffer (and, on the client, in the
-  buffer of a connection still being opened). Past ``per_connection`` bytes the
-  WebSocket reader waits for that socket to drain to half (what the spec asks), but for
-  at most ``stall_timeout`` seconds per episode. After that it stops waiting for that
-  socket, so the other connections move again; the socket may then fill up to
-  ``per_connection_max`` bytes, and is closed with C beyond that. So a reader that stops
-  costs the others one pause of ``stall_timeout`` at most, then loses its connection;
-  a reader that drains half its bound within ``stall_timeout`` is never dropped, though
-  while it is the bottleneck the whole tunnel runs at its pace.
+  buffer of a connection still being opened); ``per_connection`` is its high-water mark
+  and half of it the low-water mark.
 * Across the sockets of a tunnel, more than ``per_tunnel`` bytes waiting stops the
   WebSocket reader until they drain to half; each ``stall_timeout`` that passes without
   that, the connection holding the most bytes is closed.
+* A socket is read only while nothing holds it: neither our full queue to the WebSocket
+  nor a pause from the peer (each leg keeps the set of reasons).
+
+Reference peer (the default until the peer offers the extension): past
+``per_connection`` the WebSocket reader waits for that socket to drain to half (what
+the spec asks), but for at most ``stall_timeout`` seconds per episode. After that it
+stops waiting for that socket, so the other connections move again; the socket may then
+fill up to ``per_connection_max`` bytes, and is closed with C beyond that. So a reader
+that stops costs the others one pause of ``stall_timeout`` at most, then loses its
+connection; a reader that drains half its bound within ``stall_timeout`` is never
+dropped, though while it is the bottleneck the whole tunnel runs at its pace.
+
+Flow extension (each end offers it in a TEXT right after the hello, and uses it once
+the peer has offered it too): past ``per_connection`` we send ``pause`` for that id,
+once, and ``resume`` when asyncio says the socket drained to the low-water mark; the
+peer stops reading that connection's source socket in between, so TCP back-pressure
+reaches the camera (or viewer) that sends too much. The WebSocket reader never waits
+for one socket, so a reader that stops costs the other connections nothing and keeps
+its connection. What the peer had already sent when the pause reached it still arrives,
+so the hard cap is ``per_connection_max_negotiated`` (see :class:`FlowLimits`); beyond
+it the socket is closed with C as before. A pause for an id that is not open is
+ignored; the state belongs to the connection, so an id reused after C starts unpaused.
+We honour a peer's pause/resume only if we offered the extension ourselves.
 """
 
 from __future__ import annotations
@@ -40,20 +58,26 @@ from aiohttp import WSMsgType
 
 from .protocol import (
     DEAD_AFTER_SECONDS,
+    FLOW_VERSION,
     LIMITS,
     PING_AFTER_SECONDS,
     CloseFrame,
     ConnectionTable,
     ConnState,
     DataFrame,
+    Extension,
     Forward,
     Liveness,
+    MalformedExtension,
     MalformedFrame,
     OpenFrame,
+    PublicEndpoint,
     TableFull,
+    build_extension,
     decode_frame,
     encode_close,
     encode_open,
+    parse_extension,
     split_payload,
 )
 
@@ -67,8 +91,22 @@ class Role(enum.Enum):
 
 @dataclass(frozen=True)
 class FlowLimits:
-    per_connection: int = 256 * 1024  # the WebSocket reader waits for a socket past this
-    per_connection_max: int = 1024 * 1024  # a socket holding more is closed with C
+    # High-water mark of what waits for one socket: past it the WebSocket reader waits
+    # for that socket (reference peer), or the peer is asked to pause it (extension).
+    # Below half of it, the socket counts as drained again.
+    per_connection: int = 256 * 1024
+    per_connection_max: int = 1024 * 1024  # reference peer: a socket holding more is closed with C
+    # With the flow extension, what the peer had already sent for a connection when our
+    # pause reaches it still arrives after we asked: its queue to the WebSocket (its
+    # to_websocket, 1 MiB by default, plus one 256 KiB socket read that crossed it), the
+    # WebSocket's writer and socket buffers between the two ends (the kernel grows those
+    # with the link's bandwidth-delay product; up to 4.4 MB measured on loopback with the
+    # relay busy, less on a thin link), and what the peer reads while the pause travels
+    # (queued behind at most our own to_websocket). From per_connection that adds up to
+    # about 6 MiB; 8 MiB leaves a margin. A socket holding more means the peer does not
+    # honour pauses, or a link holds more than this in flight: it is closed with C, as
+    # without the extension.
+    per_connection_max_negotiated: int = 8 * 1024 * 1024
     per_tunnel: int = 16 * 1024 * 1024
     to_websocket: int = 1024 * 1024
     stall_timeout: float = 1.0  # longest the reader waits for one socket per episode
@@ -76,10 +114,15 @@ class FlowLimits:
     # is aborted after this long so its buffer is freed.
     close_linger: float = 30.0
     connect_timeout: float = 10.0
+    # Offer camgate's per-connection pause/resume to the peer (TEXT after the hello). It
+    # is used only once the peer has offered it too; off, this end acts as a reference peer.
+    announce_flow: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.per_connection <= self.per_connection_max:
             raise ValueError("need 0 < per_connection <= per_connection_max")
+        if self.per_connection > self.per_connection_max_negotiated:
+            raise ValueError("need per_connection <= per_connection_max_negotiated")
 
 
 @dataclass(frozen=True)
@@ -90,6 +133,11 @@ class LivenessTimes:
     @property
     def tick(self) -> float:
         return min(1.0, self.ping_after / 4)
+
+
+# Why a socket is not being read; it is read only while its leg has none.
+HELD_BY_TUNNEL = "tunnel"  # our queue to the WebSocket is full
+HELD_BY_PEER = "peer"  # the peer asked us to pause this connection (flow extension)
 
 
 class _Leg(asyncio.Protocol):
@@ -108,6 +156,20 @@ class _Leg(asyncio.Protocol):
         # The WebSocket reader stopped waiting for this socket to drain; reset once it has.
         self.given_up = False
         self.counted = 0  # this leg's share of the session's buffered-bytes estimate
+        self.holds: set[str] = set()  # reasons not to read the socket (HELD_BY_*)
+        self.pause_sent = False  # flow extension: we asked the peer to pause this id
+
+    def hold(self, reason: str) -> None:
+        if reason not in self.holds:
+            self.holds.add(reason)
+            if len(self.holds) == 1:
+                _pause_reading(self)
+
+    def release(self, reason: str) -> None:
+        if reason in self.holds:
+            self.holds.discard(reason)
+            if not self.holds:
+                _resume_reading(self)
 
     def buffered(self) -> int:
         if self.transport is None:
@@ -134,7 +196,7 @@ class _Leg(asyncio.Protocol):
         self.session._leg_lost(self)
 
     def resume_writing(self) -> None:
-        self.session._socket_drained.set()
+        self.session._leg_drained(self)
 
 
 class TunnelSession:
@@ -151,7 +213,7 @@ class TunnelSession:
         max_connections: int = LIMITS.max_connections,
         limits: FlowLimits = FlowLimits(),
         liveness: LivenessTimes = LivenessTimes(),
-        on_text: Callable[[str], None] | None = None,
+        on_extension: Callable[[Extension], None] | None = None,
     ) -> None:
         self._ws = ws
         self.role = role
@@ -160,7 +222,7 @@ class TunnelSession:
         self.forwards = forwards
         self.limits = limits
         self._liveness_times = liveness
-        self._on_text = on_text
+        self._on_extension = on_extension
         self.table: ConnectionTable[_Leg] = ConnectionTable(max_connections)
         self._legs: set[_Leg] = set()  # every leg with a live transport, incl. lingering ones
         self._out: deque[bytes] = deque()
@@ -178,6 +240,12 @@ class TunnelSession:
         self.peak_connection_buffer = 0  # bytes waiting for one socket
         self.peak_queued_to_websocket = 0
         self.pauses = 0  # times the WebSocket reader waited for sockets to drain
+        # The flow extension: on once we have offered it and the peer has too.
+        self._flow_offered = False
+        self._flow_peer = False
+        self.pauses_sent = 0  # ids we asked the peer to pause
+        self.resumes_sent = 0
+        self.pauses_received = 0  # ids the peer asked us to pause (live ones only)
         self._stop = asyncio.Event()
 
     # --- public ------------------------------------------------------------
@@ -199,9 +267,28 @@ class TunnelSession:
         """Relay side: protocol factory result for a viewer on forward ``index``."""
         return _Leg(self, index)
 
-    def send_text(self, text: str) -> None:
-        """Queue a TEXT message (ordered with the frames); used for the relay's extension."""
-        self._enqueue(text)
+    @property
+    def flow_active(self) -> bool:
+        """Per-connection pause/resume is in use: both ends offered it."""
+        return self._flow_offered and self._flow_peer
+
+    def announce(
+        self, *, max_payload: int | None = None, endpoints: tuple[PublicEndpoint, ...] | None = None
+    ) -> None:
+        """Queue this end's camgate extension message, right after the hello.
+
+        It offers the flow extension (unless ``limits.announce_flow`` is off) and, from
+        the relay, carries ``max_payload`` and the public ports. Nothing is sent when
+        there is nothing to say, so a client that does not offer flow control sends
+        exactly what the reference agent sends.
+        """
+        flow = self.limits.announce_flow
+        if not flow and max_payload is None and endpoints is None:
+            return
+        self._flow_offered = self._flow_offered or flow
+        self._enqueue(build_extension(flow=flow, max_payload=max_payload, endpoints=endpoints))
+        if self.flow_active:
+            self._flow_on()
 
     async def run(self) -> None:
         """Carry frames until the WebSocket closes, the peer dies or :meth:`close` is called."""
@@ -249,10 +336,7 @@ class TunnelSession:
                 if self._waiting_on or self._buffered_estimate > self.limits.per_tunnel:
                     await self._wait_for_sockets_to_drain()
             elif msg.type is WSMsgType.TEXT:
-                if self._on_text is not None:
-                    self._on_text(msg.data)
-                else:
-                    self._complain("TEXT message after the hello ignored")
+                self._on_text(msg.data)
             elif msg.type is WSMsgType.PING:
                 await self._ws.pong(msg.data)
             elif msg.type is WSMsgType.PONG:
@@ -285,6 +369,78 @@ class TunnelSession:
         else:
             self._complain(f"O frame from a client ignored (id {frame.client_id})")
 
+    def _on_text(self, text: str) -> None:
+        try:
+            extension = parse_extension(text)
+        except MalformedExtension as exc:
+            self._complain(f"camgate extension message ignored: {exc.reason}")
+            return
+        if extension is None:
+            self._complain("TEXT message after the hello ignored")
+            return
+        if extension.flow is not None and not self._flow_peer:
+            if extension.flow != FLOW_VERSION:
+                log.info("%s: peer offers flow control version %d, not %d; not used",
+                         self.label, extension.flow, FLOW_VERSION)
+            else:
+                self._flow_peer = True
+                if self.flow_active:
+                    self._flow_on()
+        if extension.pause or extension.resume:
+            if not self._flow_offered:
+                # We never offered it: the peer breaks the negotiation. Ignore, as a
+                # reference peer would.
+                self._complain("pause/resume ignored: this end did not offer flow control")
+            else:
+                for cid in extension.pause:
+                    self._peer_asks(cid, pause=True)
+                for cid in extension.resume:
+                    self._peer_asks(cid, pause=False)
+        if self._on_extension is not None:
+            self._on_extension(extension)
+
+    def _flow_on(self) -> None:
+        """Both ends offered the flow extension: switch this tunnel to it."""
+        log.debug("%s: per-connection flow control on", self.label)
+        # Sockets the reader was waiting for are paused at the peer instead.
+        self._waiting_on.clear()
+        for leg in self.table.values():
+            leg.given_up = False
+            if leg.buffered() > self.limits.per_connection and not leg.pause_sent:
+                self._ask_peer(leg, pause=True)
+
+    def _peer_asks(self, client_id: int, *, pause: bool) -> None:
+        leg = self.table.get(client_id)
+        if leg is None:
+            # A connection already closed (the message crossed our C) or never opened.
+            log.debug("%s: %s ignored: %s", self.label, "pause" if pause else "resume",
+                      self.table.why_unknown(client_id))
+            return
+        if pause:
+            self.pauses_received += 1
+            leg.hold(HELD_BY_PEER)
+        else:
+            leg.release(HELD_BY_PEER)
+
+    def _ask_peer(self, leg: _Leg, *, pause: bool) -> None:
+        """Flow extension: ask the peer to pause (or resume) reading ``leg``'s source."""
+        cid = leg.client_id
+        if cid is None or self.table.get(cid) is not leg:
+            return  # closed: the peer forgets the id on C
+        leg.pause_sent = pause
+        if pause:
+            self.pauses_sent += 1
+            self._enqueue(build_extension(pause=[cid]))
+        else:
+            self.resumes_sent += 1
+            self._enqueue(build_extension(resume=[cid]))
+
+    def _leg_drained(self, leg: _Leg) -> None:
+        """``leg``'s socket drained to half of ``per_connection`` (asyncio's resume_writing)."""
+        self._socket_drained.set()
+        if leg.pause_sent and not leg.ended:
+            self._ask_peer(leg, pause=False)
+
     def _ignore_unknown(self, frame: DataFrame | CloseFrame) -> None:
         kind = "D" if isinstance(frame, DataFrame) else "C"
         if self.table.was_recently_closed(frame.client_id):
@@ -305,10 +461,16 @@ class TunnelSession:
         leg.counted = size
         if size > self.peak_connection_buffer:
             self.peak_connection_buffer = size
-        if size > self.limits.per_connection_max:
-            self._drop_slow(leg, f"{size} bytes waiting, over the {self.limits.per_connection_max}-byte bound")
+        flow = self.flow_active
+        cap = self.limits.per_connection_max_negotiated if flow else self.limits.per_connection_max
+        if size > cap:
+            self._drop_slow(leg, f"{size} bytes waiting, over the {cap}-byte bound")
         elif size > self.limits.per_connection:
-            if not leg.given_up:
+            if flow:
+                # The peer stops reading this connection's source; nothing else waits.
+                if not leg.pause_sent:
+                    self._ask_peer(leg, pause=True)
+            elif not leg.given_up:
                 self._waiting_on.add(leg)
         elif size <= self.limits.per_connection // 2:
             leg.given_up = False
@@ -377,7 +539,7 @@ class TunnelSession:
         if not self._sources_paused and self._out_bytes > self.limits.to_websocket:
             self._sources_paused = True
             for leg in self._legs:
-                _pause_reading(leg)
+                leg.hold(HELD_BY_TUNNEL)
 
     async def _write_loop(self) -> None:
         while True:
@@ -388,8 +550,8 @@ class TunnelSession:
             self._out_bytes -= len(message)
             if self._sources_paused and self._out_bytes <= self.limits.to_websocket // 2:
                 self._sources_paused = False
-                for leg in self._legs:
-                    _resume_reading(leg)
+                for leg in list(self._legs):
+                    leg.release(HELD_BY_TUNNEL)
             if isinstance(message, str):
                 await self._ws.send_str(message)
             else:
@@ -421,8 +583,14 @@ class TunnelSession:
             leg.pending_bytes = 0
             self.table.mark_open(leg.client_id)
             self._socket_drained.set()
+            if leg.pause_sent and leg.buffered() <= self.limits.per_connection:
+                # Over per_connection asyncio has paused our writing and its
+                # resume_writing will say when to resume; below, it never would.
+                self._ask_peer(leg, pause=False)
         if self._sources_paused:
-            _pause_reading(leg)
+            leg.holds.add(HELD_BY_TUNNEL)
+        if leg.holds:  # the peer may have paused an id still connecting
+            transport.pause_reading()
 
     def _leg_lost(self, leg: _Leg) -> None:
         self._socket_drained.set()
