@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import parsers, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from camgate.agent.control import poke_agent, restart_gateway_tunnel
+from camgate.cameras.api.parsers import JSONParser
 from camgate.cameras.api.serializers import (
     CameraDetailSerializer,
     CameraSerializer,
@@ -27,10 +28,11 @@ from camgate.cameras.resolution import resolve_camera
 
 
 
-def _camera_or_404(camera_id: int) -> Camera:
-    camera = resolve_camera(camera_id)
+def _camera_or_404(camera_id: str) -> Camera:
+    identifier = int(camera_id)  # the route lets digits only through
+    camera = resolve_camera(identifier)
     if camera is None:
-        raise NotFound(f"No camera with local id or camid {camera_id} on this gateway.")
+        raise NotFound(f"No camera with local id or camid {identifier} on this gateway.")
     return camera
 
 
@@ -50,6 +52,7 @@ class AuthTokenView(ObtainAuthToken):
 
     # A stale or wrong Authorization header must not stop someone getting a token.
     authentication_classes = ()
+    parser_classes = (parsers.FormParser, parsers.MultiPartParser, JSONParser)
 
     @extend_schema(
         request=inline_serializer("AuthTokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
@@ -77,7 +80,7 @@ class CameraAddView(APIView):
 
 class CameraDeleteView(APIView):
     @extend_schema(responses={204: None, 404: OpenApiResponse(description="No such camera.")})
-    def delete(self, request, camera_id: int):
+    def delete(self, request, camera_id: str):
         _camera_or_404(camera_id).delete()
         poke_agent()
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -85,7 +88,7 @@ class CameraDeleteView(APIView):
 
 class CameraEditView(APIView):
     @extend_schema(request=CameraSerializer, responses={200: CameraSerializer, 400: OpenApiResponse(description="Validation errors, by field."), 404: OpenApiResponse(description="No such camera.")})
-    def post(self, request, camera_id: int):
+    def post(self, request, camera_id: str):
         camera = _camera_or_404(camera_id)
         serializer = CameraSerializer(camera, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -95,7 +98,7 @@ class CameraEditView(APIView):
 
 class CameraDetailView(APIView):
     @extend_schema(responses={200: CameraDetailSerializer, 404: OpenApiResponse(description="No such camera.")})
-    def get(self, request, camera_id: int):
+    def get(self, request, camera_id: str):
         return Response(CameraDetailSerializer(_camera_or_404(camera_id)).data)
 
 
