@@ -52,6 +52,7 @@ def test_empty_serial_and_mac_are_stored_as_null_like_the_api(admin_client, agen
     ("ip", "not a host!", "is not an IPv4 or IPv6 address or a host name."),
     ("ip", "   ", "This field is required."),
     ("access_token", "not-base64", "Invalid access token"),
+    ("access_token", make_token(2**63), "does not fit in 64 bits"),  # was a 500 (OverflowError on save)
     ("ip", "cam\x00era", "Null characters are not allowed."),
     ("http_port", "8\x000", "Enter a port number (1-65535)."),
     ("rtsp_port", "9" * 40, "Port must be between 1 and 65535."),

@@ -13,6 +13,9 @@ _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 PORT_MIN, PORT_MAX = 1, 65535
 
+# The camid column (and a path's id) is a signed 64-bit integer.
+CAMID_MIN, CAMID_MAX = -(2**63), 2**63 - 1
+
 
 def ip_problem(value: str) -> str | None:
     """Why ``value`` is not an IPv4/IPv6 address or host name, or None if it is."""
@@ -52,6 +55,8 @@ def access_token_problem(value: str, camera_id: int | None = None) -> str | None
         camid = decode_access_token(value).camid
     except InvalidToken as error:
         return f"Invalid access token: {error}."
+    if not CAMID_MIN <= camid <= CAMID_MAX:
+        return f"Invalid access token: its camid {camid} does not fit in 64 bits."
     holder = Camera.objects.filter(camid=camid).exclude(pk=camera_id).values_list("camera_id", flat=True).first()
     if holder is not None:
         return f"A camera with camid {camid} already exists on this gateway (camera {holder})."

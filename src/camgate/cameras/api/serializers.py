@@ -7,12 +7,12 @@ fields below accept JSON's own types only.
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from camgate.cameras import validation
-from camgate.cameras.models import Camera
+from camgate.cameras.models import Camera, TunnelStatus
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -45,12 +45,46 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field(OpenApiTypes.OBJECT)
+# The agent's report, as TunnelStatus.as_dict() renders it. Written out inline rather
+# than as a component: OpenAPI 3.0 cannot make a $ref nullable, and null is what a
+# camera the agent has not seen yet carries.
+TUNNEL_ENDPOINT_SCHEMA = {
+    "type": "object",
+    "description": "A public endpoint the relay gave one of the tunnel's forwards.",
+    "properties": {
+        "name": {"type": "string", "description": "The forward: `http` or `rtsp`."},
+        "proxy_host": {"type": "string"},
+        "proxy_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "url": {"type": "string", "description": "e.g. `rtsp://relay.example.com:20001/`"},
+    },
+    "required": ["name", "proxy_host", "proxy_port", "url"],
+}
+
+TUNNEL_SCHEMA = {
+    "type": "object",
+    "description": "The agent's report on this camera's tunnel (a camgate extension); "
+    "null until the agent has seen the camera.",
+    "properties": {
+        "state": {"type": "string", "enum": list(TunnelStatus.State.values)},
+        "reason": {"type": "string", "description": "Why the tunnel is failed or stopped; empty otherwise."},
+        "endpoints": {"type": "array", "items": TUNNEL_ENDPOINT_SCHEMA},
+        "open_connections": {"type": "integer", "minimum": 0},
+        "bytes_to_cloud": {"type": "integer", "format": "int64", "minimum": 0},
+        "bytes_from_cloud": {"type": "integer", "format": "int64", "minimum": 0},
+        "updated_at": {"type": "string", "format": "date-time", "nullable": True},
+    },
+    "required": [
+        "state", "reason", "endpoints", "open_connections", "bytes_to_cloud", "bytes_from_cloud", "updated_at",
+    ],
+}
+
+
+@extend_schema_field(TUNNEL_SCHEMA)
 class TunnelField(serializers.Field):
     """The agent's report on this camera's tunnel (a camgate extension)."""
 
     def __init__(self, **kwargs):
-        super().__init__(source="*", read_only=True, **kwargs)
+        super().__init__(source="*", read_only=True, allow_null=True, **kwargs)
 
     def to_representation(self, camera: Camera):
         status = camera.status
@@ -118,5 +152,32 @@ class RestartResultSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField()
+class RestartErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="Why the restart failed, e.g. the agent is not running.")
+
+
+# Error bodies, for the schema only: DRF's exception handler renders them.
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    """{"detail": "..."}: 401, 403, 404, 413, 415, and 400 for a body that is not JSON."""
+
+    detail = serializers.CharField()
+
+
+class FieldErrorsSerializer(serializers.Serializer):
+    """{"<field>": ["<message>", ...], ...}: 400 for a body with bad fields. Errors not
+    tied to one field (wrong credentials) come under ``non_field_errors``."""
+
+
+class FieldErrorsSchema(OpenApiSerializerExtension):
+    target_class = FieldErrorsSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        return {
+            "type": "object",
+            "description": FieldErrorsSerializer.__doc__.strip(),
+            "additionalProperties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "minProperties": 1,
+            "example": {"ip": ["This field is required."]},
+        }

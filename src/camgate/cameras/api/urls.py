@@ -5,7 +5,7 @@ from django.urls import re_path
 
 from camgate.cameras.api import views
 
-ID = r"(?P<camera_id>[0-9]{1,18})"
+ID = r"(?P<camera_id>[0-9]{1,19})"  # any signed 64-bit id; longer ones are 404s
 
 urlpatterns = [
     re_path(r"^auth-token/?$", views.AuthTokenView.as_view(), name="api-auth-token"),

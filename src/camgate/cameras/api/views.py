@@ -7,30 +7,91 @@ auth-token requires a token (or a browser session); errors name the field at fau
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import parsers, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from camgate.agent.control import poke_agent, restart_gateway_tunnel
+from camgate.cameras.api.parsers import JSONParser
 from camgate.cameras.api.serializers import (
     CameraDetailSerializer,
     CameraSerializer,
-    ErrorSerializer,
+    ErrorDetailSerializer,
+    FieldErrorsSerializer,
+    RestartErrorSerializer,
     RestartResultSerializer,
 )
 from camgate.cameras import validation
 from camgate.cameras.models import Camera
 from camgate.cameras.resolution import resolve_camera
 
+# What the schema says about the answers every route shares. The bodies are DRF's (and
+# BodySizeLimitMiddleware's): tests/cameras/test_schema_conformance.py checks each one
+# against the schema.
+BAD_REQUEST = OpenApiResponse(
+    PolymorphicProxySerializer(
+        component_name="BadRequest",
+        serializers=[FieldErrorsSerializer, ErrorDetailSerializer],
+        resource_type_field_name=None,
+    ),
+    description="Fields at fault, each with its messages; or `detail` when the body is not a JSON object.",
+)
+UNAUTHORIZED = OpenApiResponse(
+    ErrorDetailSerializer, description="No valid `Authorization: Token <token>` header (nor a browser session)."
+)
+CSRF_REFUSED = OpenApiResponse(
+    ErrorDetailSerializer,
+    description="A browser-session request without its CSRF token (token-authenticated calls never get this).",
+)
+NOT_FOUND = OpenApiResponse(ErrorDetailSerializer, description="No camera has this local id, nor a token with this camid.")
+TOO_LARGE = OpenApiResponse(
+    ErrorDetailSerializer, description="The body is larger than `CAMGATE_MAX_BODY_BYTES` (1 MiB by default)."
+)
+UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(ErrorDetailSerializer, description="The body is not `application/json`.")
+
+# The reference's examples (the schema's examples are also what schemathesis starts from).
+ADD_EXAMPLE = OpenApiExample(
+    "A camera",
+    value={"ip": "192.168.1.20", "http_port": 80, "rtsp_port": 554, "is_active": False, "serial": "FAKECAMERA", "mac": "FAKECAMERA"},
+    request_only=True,
+)
+ADD_WITH_TOKEN_EXAMPLE = OpenApiExample(
+    "A camera with its VMS token and credentials",
+    value={
+        "ip": "cam-3.site.local",
+        "access_token": "eyJjYW1pZCI6IDE1NDQ2LCAiY21uZ3JpZCI6IDF9",  # {"camid": 15446, "cmngrid": 1}
+        "rtsp_only": True,
+        "username": "admin",
+        "password": "pass",
+    },
+    request_only=True,
+)
+EDIT_EXAMPLE = OpenApiExample("A new address", value={"ip": "192.168.2.136"}, request_only=True)
+
+CAMERA_ID = OpenApiParameter(
+    "camera_id",
+    {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1},
+    OpenApiParameter.PATH,
+    description="The camera's local `camera_id`; when no camera has it, the camera whose access token carries "
+    "this `camid`.",
+)
 
 
-def _camera_or_404(camera_id: int) -> Camera:
-    camera = resolve_camera(camera_id)
+def _camera_or_404(camera_id: str) -> Camera:
+    identifier = int(camera_id)  # the route lets digits only through
+    camera = resolve_camera(identifier)
     if camera is None:
-        raise NotFound(f"No camera with local id or camid {camera_id} on this gateway.")
+        raise NotFound(f"No camera with local id or camid {identifier} on this gateway.")
     return camera
 
 
@@ -50,24 +111,47 @@ class AuthTokenView(ObtainAuthToken):
 
     # A stale or wrong Authorization header must not stop someone getting a token.
     authentication_classes = ()
+    parser_classes = (parsers.FormParser, parsers.MultiPartParser, JSONParser)
 
     @extend_schema(
-        request=inline_serializer("AuthTokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
-        responses={200: inline_serializer("AuthTokenResponse", {"token": serializers.CharField()}), 400: OpenApiResponse(description="Invalid credentials or malformed body.")},
+        request=inline_serializer("AuthToken", {"username": serializers.CharField(), "password": serializers.CharField()}),
+        examples=[
+            OpenApiExample("The admin's first-start credentials", value={"username": "admin", "password": "admin"}, request_only=True),
+        ],
+        responses={
+            200: inline_serializer("AuthTokenResponse", {"token": serializers.CharField()}),
+            400: OpenApiResponse(
+                BAD_REQUEST.response,
+                description="Wrong credentials (`non_field_errors`), a missing field, or a body that is not JSON.",
+            ),
+            413: TOO_LARGE,
+            415: OpenApiResponse(ErrorDetailSerializer, description="The body is not JSON nor a form."),
+        },
     )
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)
 
 
 class CameraListView(APIView):
-    @extend_schema(responses={200: CameraSerializer(many=True)})
+    @extend_schema(responses={200: CameraSerializer(many=True), 401: UNAUTHORIZED})
     def get(self, request):
         cameras = Camera.objects.select_related("tunnel_status")
         return Response(CameraSerializer(cameras, many=True).data)
 
 
 class CameraAddView(APIView):
-    @extend_schema(request=CameraSerializer, responses={201: CameraSerializer, 400: OpenApiResponse(description="Validation errors, by field.")})
+    @extend_schema(
+        request=CameraSerializer,
+        examples=[ADD_EXAMPLE, ADD_WITH_TOKEN_EXAMPLE],
+        responses={
+            201: CameraSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHORIZED,
+            403: CSRF_REFUSED,
+            413: TOO_LARGE,
+            415: UNSUPPORTED_MEDIA_TYPE,
+        },
+    )
     def post(self, request):
         serializer = CameraSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -76,16 +160,34 @@ class CameraAddView(APIView):
 
 
 class CameraDeleteView(APIView):
-    @extend_schema(responses={204: None, 404: OpenApiResponse(description="No such camera.")})
-    def delete(self, request, camera_id: int):
+    @extend_schema(
+        parameters=[CAMERA_ID],
+        responses={204: None, 401: UNAUTHORIZED, 403: CSRF_REFUSED, 404: NOT_FOUND},
+    )
+    def delete(self, request, camera_id: str):
         _camera_or_404(camera_id).delete()
         poke_agent()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class CameraEditView(APIView):
-    @extend_schema(request=CameraSerializer, responses={200: CameraSerializer, 400: OpenApiResponse(description="Validation errors, by field."), 404: OpenApiResponse(description="No such camera.")})
-    def post(self, request, camera_id: int):
+    @extend_schema(
+        parameters=[CAMERA_ID],
+        # Partial: no field is required, and no body at all changes nothing.
+        request=CameraSerializer(partial=True),
+        examples=[EDIT_EXAMPLE],
+        description="Partial update: fields left out keep their values.",
+        responses={
+            200: CameraSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHORIZED,
+            403: CSRF_REFUSED,
+            404: NOT_FOUND,
+            413: TOO_LARGE,
+            415: UNSUPPORTED_MEDIA_TYPE,
+        },
+    )
+    def post(self, request, camera_id: str):
         camera = _camera_or_404(camera_id)
         serializer = CameraSerializer(camera, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -94,8 +196,8 @@ class CameraEditView(APIView):
 
 
 class CameraDetailView(APIView):
-    @extend_schema(responses={200: CameraDetailSerializer, 404: OpenApiResponse(description="No such camera.")})
-    def get(self, request, camera_id: int):
+    @extend_schema(parameters=[CAMERA_ID], responses={200: CameraDetailSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND})
+    def get(self, request, camera_id: str):
         return Response(CameraDetailSerializer(_camera_or_404(camera_id)).data)
 
 
@@ -107,7 +209,18 @@ class RestartView(APIView):
     when the agent is not running or the restart failed.
     """
 
-    @extend_schema(request=None, responses={200: RestartResultSerializer, 500: ErrorSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: RestartResultSerializer,
+            401: UNAUTHORIZED,
+            403: CSRF_REFUSED,
+            500: OpenApiResponse(
+                RestartErrorSerializer,
+                description="The agent is not running, or the tunnel did not come back within 15 s.",
+            ),
+        },
+    )
     def post(self, request):
         failure = restart_gateway_tunnel()
         if failure is not None:
