@@ -83,6 +83,16 @@ async def test_two_camgate_ends_turn_flow_control_on(relay, camera, make_client)
     cam = await camera()
     client, tunnel = await flow_tunnel(relay, cam.port, 2000, make_client)
     await wait_until(lambda: tunnel.session.flow_active and client.session.flow_active, what="flow control on")
+    # Both ends also agreed on 64 KiB D payloads, each way (the hello still says 4096).
+    await wait_until(lambda: tunnel.session.send_payload_max == client.session.send_payload_max == 65536,
+                     what="64 KiB payloads both ways")
+
+
+async def test_relay_sends_a_reference_agent_only_what_its_hello_allows(relay, camera, make_client):
+    cam = await camera()
+    client, tunnel = await flow_tunnel(relay, cam.port, 2002, make_client, limits=FlowLimits(announce_flow=False))
+    await wait_until(lambda: client.session.send_payload_max == 65536, what="the relay's offer taken")
+    assert tunnel.session.send_payload_max == 4096
 
 
 async def test_client_offers_flow_to_a_reference_relay_which_ignores_it(camera, make_client, aiohttp_fake_relay):
@@ -96,7 +106,7 @@ async def test_client_offers_flow_to_a_reference_relay_which_ignores_it(camera, 
     frame = decode_frame((await ws.receive()).data)
     assert frame.payload == b"ping"
     # The offer came right after the hello, as a TEXT the reference relay sets aside...
-    assert [json.loads(t) for t in aiohttp_fake_relay.texts] == [{"camgate": 1, "flow": 1}]
+    assert [json.loads(t) for t in aiohttp_fake_relay.texts] == [{"camgate": 1, "flow": 1, "max_payload": 65536}]
     # ...and as that relay never offers flow control, the client does not use it.
     assert not client.session.flow_active
 

@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROVISIONING_URL = "https://camera.vxg.io"
 _MAX_MESSAGE = 1024 * 1024
-# The most a camgate relay may invite us to put in one D payload (its extension message).
-_MAX_PAYLOAD_OFFERED = 64 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -365,8 +363,9 @@ class TunnelClient:
                 build_hello(self.spec.forwards, self.spec.websocket_buffer_size, self.spec.agent_version)
             )
             # Queued first, so it follows the hello: camgate's offer of per-connection
-            # flow control, which a reference relay ignores (a TEXT after the hello).
-            session.announce()
+            # flow control and of larger D payloads, which a reference relay ignores (a
+            # TEXT after the hello). The hello itself keeps the reference agent's size.
+            session.announce(max_payload=LIMITS.relay_accepts_payload if self._limits.announce_flow else None)
             self._session = session
             self._status = replace(self._status, tunnels_opened=self._status.tunnels_opened + 1, endpoints=())
             self._set(TunnelState.UP, "")
@@ -386,14 +385,8 @@ class TunnelClient:
             raise _Retry(f"relay closed the tunnel (code {reason})")
 
     def _on_relay_extension(self, extension: Extension) -> None:
-        # A camgate relay says which public ports it gave us and how large a D payload
-        # it takes (the session has handled the flow-control parts). The reference
-        # relay sends nothing.
-        session = self._session
-        if session is not None and extension.max_payload is not None:
-            session.send_payload_max = max(
-                self.spec.websocket_buffer_size, min(extension.max_payload, _MAX_PAYLOAD_OFFERED)
-            )
+        # A camgate relay says which public ports it gave us (the session has handled
+        # payload size and flow control). The reference relay sends nothing.
         if extension.endpoints is not None:
             self._status = replace(self._status, endpoints=extension.endpoints)
             self._notify()

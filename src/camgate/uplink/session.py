@@ -386,6 +386,12 @@ class TunnelSession:
                 self._flow_peer = True
                 if self.flow_active:
                     self._flow_on()
+        if extension.max_payload is not None:
+            # The peer takes D payloads this large (it would accept them from anyone: a
+            # relay must take 64 KiB); larger ones gain nothing and cost memory, and a
+            # smaller offer never shrinks what the hello already allows.
+            offered = min(extension.max_payload, LIMITS.relay_accepts_payload)
+            self.send_payload_max = max(self.send_payload_max, offered)
         if extension.pause or extension.resume:
             if not self._flow_offered:
                 # We never offered it: the peer breaks the negotiation. Ignore, as a
