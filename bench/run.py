@@ -55,7 +55,6 @@ from bench.report import (  # noqa: E402
     fmt_difference,
     fmt_mib,
     fmt_micros,
-    fmt_rate,
     fmt_ratio,
     fmt_seconds,
     format_table,

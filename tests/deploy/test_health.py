@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import OperationalError
