@@ -64,8 +64,6 @@ async def test_provisioning_service_unreachable_is_retried(make_client):
     assert client.status.state is TunnelState.CONNECTING
 
 
-
-
 async def test_tls_relay_with_verification(open_viewer, make_relay, camera, make_client, certificate):
     cert, key = certificate
     relay = await make_relay(tls_cert=cert, tls_key=key)
@@ -164,6 +162,14 @@ async def test_provisioning_other_4xx_is_fatal(make_client, aiohttp_fake_relay):
     assert client.status.reason == "provisioning refused: HTTP 403"
     await asyncio.sleep(0.2)
     assert client._task.done() and aiohttp_fake_relay.provisioning_requests == 1
+
+
+async def test_provisioning_throttled_429_is_retried_not_fatal(make_client, aiohttp_fake_relay):
+    aiohttp_fake_relay.provisioning_status = 429
+    client = make_client(_provisioned_spec(aiohttp_fake_relay))
+    await wait_until(lambda: aiohttp_fake_relay.provisioning_requests >= 2, what="retries")
+    assert client.status.state is TunnelState.CONNECTING and not client._task.done()
+    assert client.status.last_error == "provisioning service busy: HTTP 429"
 
 
 async def test_provisioning_5xx_is_retried_with_backoff(make_client, aiohttp_fake_relay):

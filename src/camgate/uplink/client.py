@@ -282,6 +282,9 @@ class TunnelClient:
             ) as resp:
                 if resp.status == 401:
                     raise _NotProvisioned()
+                if resp.status == 429:
+                    # Throttled (too many failures from this address): it passes.
+                    raise _Retry("provisioning service busy: HTTP 429")
                 if 400 <= resp.status < 500:
                     raise _Fatal(f"provisioning refused: HTTP {resp.status}")
                 if resp.status != 200:

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
+from .ratelimit import FailureLimiter
 from .relay_store import Device, RelayStore
 from .session import FlowLimits, LivenessTimes, Role, TunnelSession
 from .tokens import InvalidToken, decode_access_token, encode_access_token
@@ -125,6 +126,7 @@ class RelayServer:
         self.tunnels: dict[int, RelayTunnel] = {}
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
+        self._provisioning_failures = FailureLimiter()
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = self._make_app()
@@ -271,11 +273,20 @@ class RelayServer:
         serial = request.query.get("serial_id", "").strip()
         if not serial:
             return _json_error(400, "serial_id is required", "serial_id")
+        now = asyncio.get_running_loop().time()
+        address = request.remote or "unknown"
+        # An enrolling relay is reachable from its own machine only: no one to slow down.
+        wait = None if self.config.open_enrollment else self._provisioning_failures.retry_after(address, now)
+        if wait is not None:
+            response = _json_error(429, "too many failed attempts from this address; try again later")
+            response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
         password = request.headers.get("Authorization", "").strip()
         device = self.store.device_for_serial(serial, password) if password else None
         if device is None and password and self.config.open_enrollment:
             device = self._enroll_serial(serial, password)
         if device is None:
+            self._provisioning_failures.record_failure(address, now)
             return _json_error(401, "no token registered for this serial and password")
         return web.json_response({"access_token": device.access_token})
 
