@@ -417,3 +417,23 @@ async def test_camera_that_stops_reading_is_paused_not_closed(open_viewer, relay
         flooding.cancel()
         flood_writer.transport.abort()
     assert await read_eof(flood_reader) == b""
+
+
+async def test_a_viewer_that_never_reads_again_is_given_up_and_frees_the_camera(
+    open_viewer, make_relay, camera, make_client, caplog
+):
+    # A camera serves few RTSP sessions; a hung viewer must not hold one for ever.
+    relay = await make_relay(limits=FlowLimits(stalled_close_after=1.0))
+    cam = await camera("select")
+    client, tunnel = await flow_tunnel(relay, cam.port, 2010, make_client)
+    session = tunnel.session
+    await wait_until(lambda: session.flow_active and client.session.flow_active, what="flow control on")
+    reader, writer, sock = await slow_socket_viewer(tunnel.ports["http"])
+    writer.write(b"S")  # the camera streams; this viewer never reads
+    await wait_until(lambda: len(session.table) == 1 and next(iter(session.table.values())).pause_sent,
+                     what="the relay pauses the stalled viewer's camera")
+    assert cam.open_connections == 1
+    await wait_until(lambda: len(session.table) == 0, timeout=5, what="the stalled viewer given up")
+    await wait_until(lambda: cam.open_connections == 0, what="the camera's connection closed too")
+    assert "nothing drained for 1 s" in caplog.text
+    writer.transport.abort()

@@ -113,6 +113,11 @@ class FlowLimits:
     # A closed socket first flushes what it holds; one whose reader never reads again
     # is aborted after this long so its buffer is freed.
     close_linger: float = 30.0
+    # Flow extension: a socket that has not drained for this long after we paused its
+    # peer is given up with C. Its reader has gone away without closing (a hung VMS or
+    # player), and meanwhile the camera's end stays open: cameras serve only a few RTSP
+    # sessions at once, so a dead viewer must not hold one for ever.
+    stalled_close_after: float = 120.0
     connect_timeout: float = 10.0
     # Offer camgate's per-connection pause/resume to the peer (TEXT after the hello). It
     # is used only once the peer has offered it too; off, this end acts as a reference peer.
@@ -158,6 +163,7 @@ class _Leg(asyncio.Protocol):
         self.counted = 0  # this leg's share of the session's buffered-bytes estimate
         self.holds: set[str] = set()  # reasons not to read the socket (HELD_BY_*)
         self.pause_sent = False  # flow extension: we asked the peer to pause this id
+        self.paused_since: float | None = None  # loop time of that pause, while it lasts
 
     def hold(self, reason: str) -> None:
         if reason not in self.holds:
@@ -434,6 +440,7 @@ class TunnelSession:
         if cid is None or self.table.get(cid) is not leg:
             return  # closed: the peer forgets the id on C
         leg.pause_sent = pause
+        leg.paused_since = asyncio.get_running_loop().time() if pause else None
         if pause:
             self.pauses_sent += 1
             self._enqueue(build_extension(pause=[cid]))
@@ -687,6 +694,7 @@ class TunnelSession:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._liveness_times.tick)
+            self._close_stalled(loop.time())
             verdict = self._liveness.poll(loop.time())
             if verdict == Liveness.PING:
                 await self._ws.ping()
@@ -695,6 +703,12 @@ class TunnelSession:
                     "%s: peer silent for %gs, closing the tunnel", self.label, self._liveness_times.dead_after
                 )
                 return
+
+    def _close_stalled(self, now: float) -> None:
+        limit = self.limits.stalled_close_after
+        for leg in self.table.values():
+            if leg.paused_since is not None and now - leg.paused_since > limit and not leg.ended:
+                self._drop_slow(leg, f"nothing drained for {limit:g} s")
 
     def _complain(self, message: str) -> None:
         # A misbehaving peer could flood the log; say the first few, then every 1000th.
