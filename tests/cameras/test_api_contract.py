@@ -16,6 +16,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CAMERA_KEYS = {"camera_id", "access_token", "ip", "http_port", "rtsp_port", "is_active", "pid", "serial", "mac", "rtsp_only"}
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect must show up as itself: the API never redirects (it would drop a body).
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def call(base: str, method: str, path: str, token: str | None = None, body=None, raw: bytes | None = None):
     headers = {}
     if token:
@@ -27,7 +36,7 @@ def call(base: str, method: str, path: str, token: str | None = None, body=None,
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with _OPENER.open(request, timeout=10) as response:
             status, payload = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, payload = error.code, error.read()

@@ -48,10 +48,16 @@ class ProtocolError(ValueError):
     """Input from a peer or a configuration that breaks the protocol."""
 
 
-class MalformedFrame(ProtocolError):
+class Malformed(ProtocolError):
+    """Input from a peer that breaks a format; ``reason`` says how (for the log)."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class MalformedFrame(Malformed):
+    """A binary frame that is not a valid O, D or C."""
 
 
 # --- forwards ---------------------------------------------------------------
@@ -224,12 +230,8 @@ EXTENSION_VERSION = 1
 FLOW_VERSION = 1
 
 
-class MalformedExtension(ProtocolError):
+class MalformedExtension(Malformed):
     """A TEXT message that says it is camgate's but breaks this format."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -295,19 +295,19 @@ class RelayServer:
             return _json_error(403, "invalid token")
         return web.json_response({"domain": self.public_address, "path": TUNNEL_PATH})
 
-    def _camid_param(self, request: web.Request) -> int:
+    def _admin_camid(self, request: web.Request) -> int | web.Response:
+        """The path's camid for an admin route, or the response refusing the request."""
+        if denied := self._admin_denied(request):
+            return denied
         text = request.match_info["camid"]
         if not text.isdigit() or not text.isascii():
-            raise _BadRequest("camid", "camid must be a non-negative integer")
+            return _json_error(400, "camid must be a non-negative integer", "camid")
         return int(text)
 
     async def _device_lookup(self, request: web.Request) -> web.Response:
-        if denied := self._admin_denied(request):
-            return denied
-        try:
-            camid = self._camid_param(request)
-        except _BadRequest as exc:
-            return _json_error(400, exc.message, exc.field)
+        camid = self._admin_camid(request)
+        if isinstance(camid, web.Response):
+            return camid
         tunnel = self.tunnels.get(camid)
         if tunnel is None:
             return _json_error(404, f"device {camid} has no tunnel")
@@ -357,12 +357,9 @@ class RelayServer:
         )
 
     async def _delete_device(self, request: web.Request) -> web.Response:
-        if denied := self._admin_denied(request):
-            return denied
-        try:
-            camid = self._camid_param(request)
-        except _BadRequest as exc:
-            return _json_error(400, exc.message, exc.field)
+        camid = self._admin_camid(request)
+        if isinstance(camid, web.Response):
+            return camid
         if not self.store.remove_device(camid):
             return _json_error(404, f"device {camid} is not registered")
         tunnel = self.tunnels.get(camid)

@@ -35,31 +35,28 @@ def _save(form: CameraForm) -> Camera | None:
     return camera
 
 
+def _camera_form_page(request, camera: Camera | None, done: str):
+    """Add (camera None) or edit: the form, its errors beside the fields (400), or save."""
+    form = CameraForm(_data(request), instance=camera)
+    if request.method == "POST" and form.is_valid():
+        saved = _save(form)
+        if saved is not None:
+            messages.success(request, f"Camera {saved.camera_id} ({saved.ip}) {done}.")
+            return redirect("web:dashboard")
+    return render(request, "web/camera_form.html", {"form": form, "camera": camera},
+                  status=400 if form.errors else 200)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def camera_add(request):
-    form = CameraForm(_data(request))
-    if request.method == "POST" and form.is_valid():
-        camera = _save(form)
-        if camera is not None:
-            messages.success(request, f"Camera {camera.camera_id} ({camera.ip}) added.")
-            return redirect("web:dashboard")
-    return render(request, "web/camera_form.html", {"form": form, "camera": None},
-                  status=400 if form.errors else 200)
+    return _camera_form_page(request, None, "added")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def camera_edit(request, camera_id: str):
-    camera = _camera(camera_id)
-    form = CameraForm(_data(request), instance=camera)
-    if request.method == "POST" and form.is_valid():
-        camera = _save(form)
-        if camera is not None:
-            messages.success(request, f"Camera {camera.camera_id} ({camera.ip}) saved.")
-            return redirect("web:dashboard")
-    return render(request, "web/camera_form.html", {"form": form, "camera": camera},
-                  status=400 if form.errors else 200)
+    return _camera_form_page(request, _camera(camera_id), "saved")
 
 
 @login_required
