@@ -8,6 +8,14 @@ import json
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The real hasher costs ~0.35 s a user or a check, and the suite creates hundreds:
+    # in-process tests test the flows, not the hasher. Processes started by the
+    # end-to-end tests (camgate run) keep the real one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def make_token(camid: int, **extra) -> str:
     payload = {"camid": camid, "cmngrid": 1, "access": "all", "token": "share.secret", **extra}
     return base64.b64encode(json.dumps(payload).encode()).decode()

@@ -170,7 +170,11 @@ def test_dockerfile_builds_a_non_root_app_image():
     assert keywords["USER"] not in ("root", "0")
     assert keywords["ENTRYPOINT"] == '["camgate-entrypoint"]'
     assert any(keyword == "COPY" and rest.endswith("deploy/entrypoint.sh /usr/local/bin/camgate-entrypoint") for keyword, rest in final["instructions"])
-    assert any("pip install ." in rest for stage in dockerfile_stages() for keyword, rest in stage["instructions"] if keyword == "RUN")
+    runs = [rest for stage in dockerfile_stages() for keyword, rest in stage["instructions"] if keyword == "RUN"]
+    # The image ships the locked versions, and camgate itself resolves nothing more.
+    assert any("--require-hashes -r requirements/runtime.txt" in rest for rest in runs)
+    assert any("pip install --no-deps ." in rest for rest in runs)
+    assert not any(rest.rstrip().endswith("pip install .") for rest in runs)
 
 
 def test_data_directory_is_one_named_volume_for_web_and_agent():

@@ -7,13 +7,6 @@ import pytest
 from camgate.cameras.models import Camera
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The real hasher costs ~0.2 s a check; these tests log in dozens of times and test
-    # the flows, not the hasher.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def agent_calls(monkeypatch):
     """Record pokes instead of trying the (absent) agent's socket."""
