@@ -22,7 +22,7 @@ def test_camgate_run_serves_the_api_and_keeps_data_across_restarts(tmp_path):
         status, body = http_json("POST", base + "/api/auth-token/", {"username": "admin", "password": "admin"})
         assert status == 200
         token = body["token"]
-        status, camera = http_json("POST", base + "/api/add-camera/", {"ip": "192.0.2.10", "access_token": make_token(321), "is_active": False, "password": "pw-9f3c-secret"}, token)
+        status, camera = http_json("POST", base + "/api/add-camera/", {"ip": "192.0.2.10", "access_token": make_token(321), "enabled": False, "password": "pw-9f3c-secret"}, token)
         assert status == 201
         uuid_before = (tmp_path / "data" / "gateway-uuid").read_text()
 

@@ -43,8 +43,15 @@ def test_readme_curl_examples_work_verbatim(tmp_path):
     outputs = json_documents(result.stdout)
     added, listed, edited, detail, restarted = outputs
     assert added["camera_id"] == 1 and added["serial"] == "FAKECAMERA"
-    assert listed == [added]
+    # What the agent reports (the tunnel, and is_active/pid with it) moves on by itself.
+    reported = ("tunnel", "is_active", "pid")
+    assert [{k: v for k, v in camera.items() if k not in reported} for camera in listed] == \
+        [{k: v for k, v in added.items() if k not in reported}]
     assert edited["ip"] == "192.168.1.21"
-    assert detail["local_token"] == ""
+    # The camera has serial and MAC: the embedded relay provisions it, and local_token
+    # holds the provisioned token once that is done (it may not be done yet).
+    from camgate.uplink.tokens import try_decode_camid
+
+    assert detail["local_token"] == "" or try_decode_camid(detail["local_token"]) is not None
     # The gateway's own tunnel is up on the embedded relay, so a restart succeeds.
     assert restarted == {"message": "Server restarted successfully"}

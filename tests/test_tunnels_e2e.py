@@ -160,7 +160,7 @@ def test_edit_restarts_only_when_a_used_field_changes_and_inactive_stops(gateway
     camera = gateway.wait_for_camera(camera_id, lambda c: is_up(c) and len(c["tunnel"]["endpoints"]) == 1)
     assert endpoint(camera, "rtsp") == rtsp_port  # same public port across the restart
 
-    assert gateway.api("POST", f"/api/edit-camera/{camera_id}/", {"is_active": False})[0] == 200
+    assert gateway.api("POST", f"/api/edit-camera/{camera_id}/", {"is_active": False})[1]["enabled"] is False
     camera = gateway.wait_for_camera(camera_id, lambda c: c["tunnel"]["state"] == "stopped")
     assert camera["pid"] is None
     assert gateway.relay_admin("GET", "/api/device/5003")[0] == 404
@@ -298,3 +298,53 @@ def test_agent_killed_is_restarted_and_brings_every_tunnel_back(gateway, rtsp_ca
     after = gateway.wait_for_camera(added["camera_id"], lambda c: is_up(c) and c["pid"] not in (None, before["pid"]), timeout=40)
     assert after["tunnel"]["endpoints"] == before["tunnel"]["endpoints"]
     assert ffprobe_stream(f"rtsp://127.0.0.1:{endpoint(after, 'rtsp')}{rtsp_camera.path}")["codec_name"] == "mjpeg"
+
+
+def cloud_call(gateway: Gateway, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
+    """One request with exactly these bytes and headers, as the reference's cloud (PHP's
+    curl) sends it; the raw answer back, unparsed."""
+    import http.client
+
+    connection = http.client.HTTPConnection(gateway.base.removeprefix("http://"), timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_a_camera_added_as_the_reference_cloud_adds_it_is_reachable_through_the_relay(gateway, camera_web):
+    json_headers = {"Content-Type": "application/json", "Accept": "*/*"}
+    # 1. The token, taken from the raw answer by splitting on the exact text {"token":" .
+    status, raw = cloud_call(gateway, "POST", "/api/auth-token/", b'{"username":"admin","password":"admin"}', json_headers)
+    assert status == 200
+    token = raw.decode().split('{"token":"')[1].split('"')[0]
+    cloud_headers = {**json_headers, "Authorization": f"Token {token}"}
+
+    # 2. The add, as the cloud's form builds it: is_active false, pid null, the port as text.
+    access_token = gateway.mint_token(15446)
+    body = ('{"ip":"127.0.0.1","http_port":"%d","rtsp_port":"554","is_active":false,"pid":null,'
+            '"access_token":"%s","rtsp_only":"false","serial":"","mac":""}' % (camera_web.port, access_token))
+    status, raw = cloud_call(gateway, "POST", "/api/add-camera/", body.encode(), cloud_headers)
+    assert status == 201, raw
+    added = json.loads(raw)
+    assert (added["http_port"], added["is_active"], added["enabled"]) == (camera_web.port, False, True)
+
+    # Its tunnel comes up although the add said is_active false; is_active then reads true.
+    camera = gateway.wait_for_camera(added["camera_id"], is_up, timeout=10)
+    assert camera["is_active"] is True and camera["pid"] is not None
+
+    # 3. The cloud's lookup on the relay: the forward whose protocol is "http", and its proxy_url.
+    status, device = gateway.relay_admin("GET", "/api/device/15446")
+    assert status == 200, device
+    http_forward = next(f for f in device["forwards"] if f["protocol"] == "http")
+    with urllib.request.urlopen(http_forward["proxy_url"], timeout=10) as response:
+        assert response.read() == CAMERA_PAGE
+
+    # 4. Delete by camid, then restart with a JSON content type and no body.
+    status, raw = cloud_call(gateway, "DELETE", "/api/cameras/15446/", None, cloud_headers)
+    assert status == 204, raw
+    assert gateway.api("GET", f"/api/camera/{added['camera_id']}/")[0] == 404
+    status, raw = cloud_call(gateway, "POST", "/api/restart/", None, cloud_headers)
+    assert (status, json.loads(raw)) == (200, {"message": "Server restarted successfully"})

@@ -126,7 +126,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["camgate.cameras.api.parsers.JSONParser"],
+    # DRF's defaults, as the reference has them: JSON, form-encoded and multipart bodies.
+    "DEFAULT_PARSER_CLASSES": [
+        "camgate.cameras.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "camgate.cameras.api.errors.api_exception_handler",

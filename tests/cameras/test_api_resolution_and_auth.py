@@ -35,7 +35,8 @@ def test_get_edit_delete_by_camid(api, cameras):
 
 def test_get_edit_delete_by_local_id(api, cameras):
     assert api.get("/api/camera/1/").json()["ip"] == "10.0.0.1"
-    assert api.post("/api/edit-camera/1/", {"is_active": False}, format="json").json()["is_active"] is False
+    edited = api.post("/api/edit-camera/1/", {"is_active": False}, format="json").json()
+    assert edited["enabled"] is False and edited["is_active"] is False
     assert api.delete("/api/cameras/1/").status_code == 204
 
 

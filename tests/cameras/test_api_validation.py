@@ -39,10 +39,11 @@ def test_invalid_addresses(api, ip):
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("http_port", 0), ("http_port", 65536), ("http_port", "80"), ("http_port", True), ("http_port", 80.5),
+        ("http_port", 0), ("http_port", 65536), ("http_port", "eighty"), ("http_port", True), ("http_port", 80.5),
+        ("http_port", "80.5"), ("http_port", "70000"), ("http_port", [80]),
         ("rtsp_port", -1), ("rtsp_port", None),
-        ("is_active", "true"), ("is_active", 1), ("rtsp_only", "yes"),
-        ("ip", 42), ("serial", 12), ("mac", ["x"]), ("username", {}), ("access_token", 5),
+        ("enabled", "maybe"), ("enabled", 2), ("rtsp_only", "yes please"), ("rtsp_only", None),
+        ("ip", 42), ("ip", True), ("serial", True), ("mac", ["x"]), ("username", {}), ("access_token", 5),
     ],
 )
 def test_wrong_types_name_the_field(api, field, value):

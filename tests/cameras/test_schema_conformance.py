@@ -109,8 +109,10 @@ CASES = {
         session_without_csrf(user), "/api/add-camera/", {"ip": "10.0.0.4"}),
     ("/api/add-camera/", "post", 413, "huge body"): lambda api, ids, user, mp: _post(
         api, "/api/add-camera/", raw=TOO_BIG),
-    ("/api/add-camera/", "post", 415, "form body"): lambda api, ids, user, mp: _post(
-        api, "/api/add-camera/", raw="ip=10.0.0.5", content_type="application/x-www-form-urlencoded"),
+    ("/api/add-camera/", "post", 415, "xml body"): lambda api, ids, user, mp: _post(
+        api, "/api/add-camera/", raw="<ip>10.0.0.5</ip>", content_type="application/xml"),
+    ("/api/add-camera/", "post", 201, "form body"): lambda api, ids, user, mp: _post(
+        api, "/api/add-camera/", raw="ip=10.0.0.5&http_port=80&rtsp_only=on", content_type="application/x-www-form-urlencoded"),
 
     ("/api/cameras/{camera_id}/", "delete", 204, "by local id"): lambda api, ids, user, mp: api.delete(
         f"/api/cameras/{ids['plain']}/"),
@@ -271,7 +273,7 @@ def test_a_leaked_password_or_a_missing_key_would_be_caught(schema):
 
     validator = response_validator(schema, "/api/cameras/", "get", 200)
     good = {"camera_id": 1, "access_token": "", "ip": "10.0.0.1", "http_port": 80, "rtsp_port": 554,
-            "is_active": True, "pid": None, "serial": None, "mac": None, "rtsp_only": False, "username": "",
+            "is_active": True, "enabled": True, "pid": None, "serial": None, "mac": None, "rtsp_only": False, "username": "",
             "tunnel": None}
     assert validator.is_valid([good])
     assert not validator.is_valid([{**good, "password": "s3cret"}])

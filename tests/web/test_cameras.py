@@ -9,7 +9,7 @@ from tests.conftest import make_token
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"ip": "192.0.2.20", "http_port": "80", "rtsp_port": "554", "is_active": "on"}
+VALID = {"ip": "192.0.2.20", "http_port": "80", "rtsp_port": "554", "enabled": "on"}
 
 
 def errors_of(response) -> dict:
@@ -20,7 +20,7 @@ def test_add_form_is_prefilled_with_the_usual_ports(admin_client):
     response = admin_client.get("/add-camera")
     form = response.context["form"]
     assert form["http_port"].value() == 80 and form["rtsp_port"].value() == 554
-    assert form["is_active"].value() is True
+    assert form["enabled"].value() is True
     html = response.content.decode()
     assert 'name="http_port" value="80"' in html and 'name="rtsp_port" value="554"' in html
     assert '<label for="id_ip">' in html
@@ -32,7 +32,7 @@ def test_add_saves_and_pokes_the_agent(admin_client, agent_calls):
                                                  "username": "viewer", "password": "cam-pw-1"}, follow=True)
     camera = Camera.objects.get()
     assert (camera.ip, camera.http_port, camera.rtsp_port, camera.camid) == ("192.0.2.20", 80, 554, 501)
-    assert camera.is_active and not camera.rtsp_only
+    assert camera.enabled and not camera.rtsp_only
     assert camera.password == "cam-pw-1" and camera.local_token == token
     assert agent_calls == ["reconcile"]
     assert f"Camera {camera.camera_id} (192.0.2.20) added." in response.content.decode()
@@ -128,10 +128,10 @@ def test_edit_form_shows_the_current_values(admin_client, camera):
 
 
 def test_unchecking_active_deactivates(admin_client, camera, agent_calls):
-    data = {k: v for k, v in VALID.items() if k != "is_active"}
+    data = {k: v for k, v in VALID.items() if k != "enabled"}
     admin_client.post(f"/edit-camera/{camera.camera_id}", data)
     camera.refresh_from_db()
-    assert camera.is_active is False
+    assert camera.enabled is False
 
 
 def test_delete_asks_first_then_deletes_on_post(admin_client, camera, agent_calls):

@@ -32,7 +32,7 @@ class StatusRecord:
 
 def load_active_cameras() -> list[CameraRow]:
     close_old_connections()
-    rows = Camera.objects.filter(is_active=True).values(
+    rows = Camera.objects.filter(enabled=True).values(
         "camera_id", "access_token", "ip", "http_port", "rtsp_port", "serial", "mac", "rtsp_only"
     )
     return [CameraRow(**row) for row in rows]

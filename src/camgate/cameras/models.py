@@ -26,7 +26,9 @@ class Camera(models.Model):
     ip = models.CharField(max_length=255)
     http_port = models.PositiveIntegerField(default=80)
     rtsp_port = models.PositiveIntegerField(default=554)
-    is_active = models.BooleanField(default=True)
+    # A person's switch: False means "no tunnel for this camera, on purpose". Not the
+    # reference's `is_active`, which its gateway reports (see the property below).
+    enabled = models.BooleanField(default=True)
     serial = models.CharField(max_length=255, null=True, blank=True)
     mac = models.CharField(max_length=255, null=True, blank=True)
     rtsp_only = models.BooleanField(default=False)
@@ -56,6 +58,13 @@ class Camera(models.Model):
             return self.tunnel_status
         except TunnelStatus.DoesNotExist:
             return None
+
+    @property
+    def is_active(self) -> bool:
+        """The reference's `is_active`: true while the camera's tunnel runs. Its cloud
+        adds every camera with `is_active: false` and its gateway reports true once the
+        tunnel process is up, like `pid`."""
+        return self.pid is not None
 
     @property
     def pid(self) -> int | None:

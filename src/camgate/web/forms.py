@@ -40,9 +40,9 @@ class CameraForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off"}),
         help_text="From your VMS (base64). Leave empty to provision the camera by serial and MAC.",
     )
-    is_active = forms.BooleanField(
+    enabled = forms.BooleanField(
         label="Active", required=False, initial=True,
-        help_text="Keep a tunnel open to the cloud for this camera.",
+        help_text="Keep a tunnel open to the cloud for this camera. Switch off to close it on purpose.",
     )
     rtsp_only = forms.BooleanField(
         label="RTSP only", required=False, initial=False,
@@ -67,7 +67,7 @@ class CameraForm(forms.ModelForm):
     class Meta:
         model = Camera
         # The password is a declared field handled by save(), not copied blindly.
-        fields = ["ip", "http_port", "rtsp_port", "is_active", "rtsp_only", "access_token",
+        fields = ["ip", "http_port", "rtsp_port", "enabled", "rtsp_only", "access_token",
                   "serial", "mac", "username"]
 
     def __init__(self, *args, **kwargs):

@@ -116,7 +116,7 @@ def camera_view(camera: Camera) -> dict:
         "ip": camera.ip,
         "http_port": camera.http_port,
         "rtsp_port": camera.rtsp_port,
-        "is_active": camera.is_active,
+        "enabled": camera.enabled,
         "rtsp_only": camera.rtsp_only,
         "tunnel": tunnel_view(camera.status),
         "edit_url": reverse("web:camera-edit", args=[camera.camera_id]),

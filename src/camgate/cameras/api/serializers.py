@@ -1,8 +1,12 @@
-"""Camera serializers: the reference gateway's field names and shapes, with strict types.
+"""Camera serializers: the reference gateway's field names, shapes and input forms.
 
-DRF's stock fields coerce ``"80"`` or ``true`` into a port and ``"yes"`` into a boolean;
-a VMS that sends the wrong type should hear about it, not have it guessed, so the
-fields below accept JSON's own types only.
+The reference is a stock DRF ModelSerializer, and VMS integrations were written against
+it, so camgate takes what its fields take: ports as numbers, numeric text or integral
+floats (`80`, `"80"`, `80.0`), booleans as DRF's BooleanField reads them (`true`,
+`"true"`, `"on"`, `1`, `"0"`, ... in any case, and `""` as false, which a browser form
+sends), and JSON, form-encoded or multipart bodies. What DRF refuses (`80.5`, `"eighty"`,
+`true` as a port, a port out of range) is a 400 naming the field. Text fields take text
+only, as the schema says.
 """
 
 from __future__ import annotations
@@ -14,29 +18,59 @@ from rest_framework import serializers
 from camgate.cameras import validation
 from camgate.cameras.models import Camera, TunnelStatus
 
+TRUE_TEXTS = frozenset({"true", "t", "yes", "y", "on", "1"})
+FALSE_TEXTS = frozenset({"false", "f", "no", "n", "off", "0", ""})
 
-class StrictBooleanField(serializers.BooleanField):
-    default_error_messages = {"invalid": "Must be true or false."}
+
+@extend_schema_field({
+    "oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}, {"type": "string"}],
+    "description": "true/false; also 1/0 and the texts DRF reads (true, on, yes, 1, false, off, no, 0, and an "
+    "empty text as false), in any case.",
+})
+class LenientBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be a boolean (true or false)."}
+    # DRF reads a boolean left out of a form body as false; here it is left out, so a
+    # form-encoded add does not switch a camera off by omission.
+    default_empty_html = serializers.empty
 
     def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, int) and data in (0, 1):
+            return bool(data)
+        if isinstance(data, str) and data.strip().lower() in TRUE_TEXTS | FALSE_TEXTS:
+            return data.strip().lower() in TRUE_TEXTS
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return bool(value)
 
 
+@extend_schema_field({
+    "oneOf": [{"type": "integer", "minimum": validation.PORT_MIN, "maximum": validation.PORT_MAX},
+              {"type": "string", "pattern": r"^\s*\d+(\.0*)?\s*$"}],
+    "description": f"A port number ({validation.PORT_MIN}-{validation.PORT_MAX}); numeric text and integral "
+    "numbers (80.0) are read as numbers.",
+})
 class PortField(serializers.IntegerField):
+    """DRF's IntegerField (numeric text and integral floats taken, 80.5 refused), bounded
+    to ports, and with `true` refused by name rather than read as 1."""
+
     default_error_messages = {"invalid": "Must be an integer port number (1-65535)."}
 
     def __init__(self, **kwargs):
         super().__init__(min_value=validation.PORT_MIN, max_value=validation.PORT_MAX, **kwargs)
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
+        if isinstance(data, bool) or not isinstance(data, (int, float, str)):
             self.fail("invalid")
         return super().to_internal_value(data)
 
 
-class StrictCharField(serializers.CharField):
+class TextField(serializers.CharField):
+    """Text only. DRF's CharField also reads a number as text; the schema promises
+    strings, and every client seen (the reference's cloud included) sends text here."""
+
     default_error_messages = {"invalid": "Must be a string."}
 
     def to_internal_value(self, data):
@@ -92,17 +126,20 @@ class TunnelField(serializers.Field):
 
 
 class CameraSerializer(serializers.ModelSerializer):
-    access_token = StrictCharField(required=False, allow_blank=True, trim_whitespace=True)
-    ip = StrictCharField(max_length=255)
+    access_token = TextField(required=False, allow_blank=True, trim_whitespace=True)
+    ip = TextField(max_length=255)
     http_port = PortField(required=False)
     rtsp_port = PortField(required=False)
-    is_active = StrictBooleanField(required=False)
+    # Reported, like pid: true while the tunnel runs. An add's value is ignored (the
+    # reference's cloud always sends false); an edit's value switches `enabled`.
+    is_active = LenientBooleanField(required=False)
+    enabled = LenientBooleanField(required=False, help_text="camgate: false switches the camera's tunnel off on purpose.")
     pid = serializers.IntegerField(read_only=True, allow_null=True)
-    serial = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255)
-    mac = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255)
-    rtsp_only = StrictBooleanField(required=False)
-    username = StrictCharField(required=False, allow_blank=True, max_length=255)
-    password = StrictCharField(
+    serial = TextField(required=False, allow_null=True, allow_blank=True, max_length=255)
+    mac = TextField(required=False, allow_null=True, allow_blank=True, max_length=255)
+    rtsp_only = LenientBooleanField(required=False)
+    username = TextField(required=False, allow_blank=True, max_length=255)
+    password = TextField(
         required=False, allow_blank=True, max_length=255, write_only=True, trim_whitespace=False
     )
     tunnel = TunnelField()
@@ -116,6 +153,7 @@ class CameraSerializer(serializers.ModelSerializer):
             "http_port",
             "rtsp_port",
             "is_active",
+            "enabled",
             "pid",
             "serial",
             "mac",
@@ -125,6 +163,15 @@ class CameraSerializer(serializers.ModelSerializer):
             "tunnel",
         ]
         read_only_fields = ["camera_id"]
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        reported = values.pop("is_active", None)
+        # An explicit edit of is_active is a person switching the camera; `enabled`, when
+        # also given, says it more precisely and wins.
+        if reported is not None and self.instance is not None:
+            values.setdefault("enabled", reported)
+        return values
 
     def validate_ip(self, value: str) -> str:
         problem = validation.ip_problem(value)

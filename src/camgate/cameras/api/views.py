@@ -57,7 +57,9 @@ NOT_FOUND = OpenApiResponse(ErrorDetailSerializer, description="No camera has th
 TOO_LARGE = OpenApiResponse(
     ErrorDetailSerializer, description="The body is larger than `CAMGATE_MAX_BODY_BYTES` (1 MiB by default)."
 )
-UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(ErrorDetailSerializer, description="The body is not `application/json`.")
+UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(
+    ErrorDetailSerializer, description="The body is not JSON, form-encoded or multipart."
+)
 
 # The reference's examples (the schema's examples are also what schemathesis starts from).
 ADD_EXAMPLE = OpenApiExample(

@@ -130,7 +130,7 @@
         document.createTextNode(" "),
         el("span", "ports", "HTTP " + camera.http_port + " · RTSP " + camera.rtsp_port)
       ]],
-      ["Active", "", flag(camera.is_active)],
+      ["Active", "", flag(camera.enabled)],
       ["RTSP only", "", flag(camera.rtsp_only)],
       ["Tunnel", "tunnel", tunnelNodes(t)],
       ["Public endpoints", "", endpointNodes(t.endpoints)],
