@@ -93,3 +93,26 @@ def test_schema_lists_every_endpoint(api):
         assert path in paths, path
     camera = response.json()["components"]["schemas"]["Camera"]["properties"]
     assert "password" not in camera and {"camera_id", "pid", "access_token"} <= set(camera)
+
+
+def test_clearing_the_access_token_clears_the_token_the_tunnel_used(api):
+    camera_id = api.post("/api/add-camera/", {"ip": "10.0.0.5", "access_token": make_token(555)}, format="json").json()["camera_id"]
+    assert api.get(f"/api/camera/{camera_id}/").json()["local_token"] == make_token(555)
+    api.post(f"/api/edit-camera/{camera_id}/", {"access_token": ""}, format="json")
+    detail = api.get(f"/api/camera/{camera_id}/").json()
+    assert (detail["access_token"], detail["local_token"]) == ("", "")
+    assert api.get("/api/camera/555/").status_code == 404
+
+
+def test_a_camera_provisioned_by_serial_is_found_by_the_camid_of_its_provisioned_token(api):
+    from camgate.agent.store import StatusRecord, write_statuses
+
+    camera_id = api.post("/api/add-camera/", {"ip": "10.0.0.6", "serial": "SN1", "mac": "MAC1"}, format="json").json()["camera_id"]
+    # What the agent records once the relay has provisioned the camera.
+    write_statuses([StatusRecord(key=f"camera-{camera_id}", camera_id=camera_id, state="connecting",
+                                 local_token=make_token(7007))])
+    assert api.get("/api/camera/7007/").json()["camera_id"] == camera_id
+    # A local id still wins over a camid.
+    other = api.post("/api/add-camera/", {"ip": "10.0.0.7"}, format="json").json()["camera_id"]
+    write_statuses([StatusRecord(key=f"camera-{camera_id}", camera_id=camera_id, state="up", local_token=make_token(other))])
+    assert api.get(f"/api/camera/{other}/").json()["camera_id"] == other

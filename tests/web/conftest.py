@@ -8,10 +8,11 @@ from camgate.cameras.models import Camera
 
 
 @pytest.fixture
-def agent_calls(monkeypatch):
-    """Record pokes instead of trying the (absent) agent's socket."""
+def agent_calls(monkeypatch, transactional_db):
+    """Record pokes instead of trying the (absent) agent's socket. With real commits
+    (transactional_db), so a poke shows up only once its transaction has committed."""
     calls = []
-    monkeypatch.setattr("camgate.web.views.cameras.poke_agent", lambda: calls.append("reconcile"))
+    monkeypatch.setattr("camgate.cameras.services.poke_agent", lambda: calls.append("reconcile"))
     return calls
 
 

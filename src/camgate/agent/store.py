@@ -14,6 +14,7 @@ from django.db import close_old_connections, transaction
 
 from camgate.agent.plan import CameraRow
 from camgate.cameras.models import Camera, TunnelStatus
+from camgate.uplink.tokens import try_decode_camid
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def write_statuses(records: list[StatusRecord]) -> None:
                 # update(), not save(): this must not touch the fields the user edits.
                 Camera.objects.filter(camera_id=record.camera_id, access_token="").exclude(
                     local_token=record.local_token
-                ).update(local_token=record.local_token)
+                ).update(local_token=record.local_token, provisioned_camid=try_decode_camid(record.local_token))
 
 
 def mark_all_stopped() -> None:

@@ -23,6 +23,9 @@ class Camera(models.Model):
     # The VMS's id for this camera, read from access_token on save; kept as a column so
     # lookups by camid are an index hit and duplicates are refused by the database.
     camid = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    # The camid of the token provisioning gave (serial + MAC), for lookups by the VMS's id
+    # of a camera that has no access token. Not unique: the relay decides it.
+    provisioned_camid = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
     ip = models.CharField(max_length=255)
     http_port = models.PositiveIntegerField(default=80)
     rtsp_port = models.PositiveIntegerField(default=554)
@@ -45,12 +48,17 @@ class Camera(models.Model):
     def __str__(self) -> str:
         return f"camera {self.camera_id} ({self.ip})"
 
-    def save(self, *args, **kwargs):
-        self.camid = try_decode_camid(self.access_token)
-        if self.access_token:
-            # A camera given a token uses it; provisioning only fills an empty one.
-            self.local_token = self.access_token
-        super().save(*args, **kwargs)
+    def save(self, *args, update_fields=None, **kwargs):
+        # The columns that follow from the access token: its camid, and the token the
+        # tunnel uses. A token given is the tunnel's; a token cleared by an update clears
+        # what came from it (the agent then provisions by serial and MAC and records it).
+        if update_fields is None or "access_token" in update_fields:
+            self.camid = try_decode_camid(self.access_token)
+            if self.access_token or update_fields is not None:
+                self.local_token, self.provisioned_camid = self.access_token, None
+            if update_fields is not None:
+                update_fields = {*update_fields, "camid", "local_token", "provisioned_camid"}
+        super().save(*args, update_fields=update_fields, **kwargs)
 
     @property
     def status(self) -> "TunnelStatus | None":

@@ -1,7 +1,8 @@
 """Finding the camera a path names, the way the reference gateway does.
 
 A local ``camera_id`` wins; when no local row has that id, the camera whose access
-token carries that ``camid`` is used, so a cloud VMS can address cameras by its own ids.
+token carries that ``camid`` is used, so a cloud VMS can address cameras by its own ids;
+then the camera whose provisioned token (serial + MAC, no access token) carries it.
 """
 
 from __future__ import annotations
@@ -14,4 +15,5 @@ def resolve_camera(identifier: int) -> Camera | None:
     return (
         queryset.filter(camera_id=identifier).first()
         or queryset.filter(camid=identifier).first()
+        or queryset.filter(provisioned_camid=identifier).order_by("camera_id").first()
     )

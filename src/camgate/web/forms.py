@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from camgate.cameras import validation
+from camgate.cameras import services, validation
 from camgate.cameras.models import Camera
 
 
@@ -104,14 +104,22 @@ class CameraForm(forms.ModelForm):
     def clean_mac(self):
         return self._normalise_optional("mac")
 
-    def save(self, commit: bool = True) -> Camera:
-        camera = super().save(commit=False)
+    def changes(self) -> dict:
+        """The values to write: every field for a new camera, the changed ones for an
+        edit (so an edit from a page opened before someone else's edit keeps theirs)."""
+        names = self.Meta.fields if self.instance.pk is None else [n for n in self.Meta.fields if n in self.changed_data]
+        values = {name: self.cleaned_data[name] for name in names}
         # The password is write-only: a new one replaces the stored one, an empty box
         # keeps it (the form never shows it), and only the checkbox removes it.
         if self.cleaned_data.get("password"):
-            camera.password = self.cleaned_data["password"]
+            values["password"] = self.cleaned_data["password"]
         elif self.cleaned_data.get("clear_password"):
-            camera.password = ""
-        if commit:
-            camera.save()
-        return camera
+            values["password"] = ""
+        return values
+
+    def save(self, commit: bool = True) -> Camera:
+        if not commit:
+            raise ValueError("camera forms save through camgate.cameras.services")
+        if self.instance.pk is None:
+            return services.create_camera(self.changes())
+        return services.update_camera(self.instance, self.changes())

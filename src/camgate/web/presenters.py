@@ -112,7 +112,7 @@ def tunnel_view(status: TunnelStatus | None) -> dict:
 def camera_view(camera: Camera) -> dict:
     return {
         "camera_id": camera.camera_id,
-        "camid": camera.camid,
+        "camid": camera.camid if camera.camid is not None else camera.provisioned_camid,
         "ip": camera.ip,
         "http_port": camera.http_port,
         "rtsp_port": camera.rtsp_port,

@@ -15,7 +15,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from camgate.cameras import validation
+from camgate.cameras import services, validation
 from camgate.cameras.models import Camera, TunnelStatus
 
 TRUE_TEXTS = frozenset({"true", "t", "yes", "y", "on", "1"})
@@ -172,6 +172,12 @@ class CameraSerializer(serializers.ModelSerializer):
         if reported is not None and self.instance is not None:
             values.setdefault("enabled", reported)
         return values
+
+    def create(self, validated_data: dict) -> Camera:
+        return services.create_camera(validated_data)
+
+    def update(self, instance: Camera, validated_data: dict) -> Camera:
+        return services.update_camera(instance, validated_data)
 
     def validate_ip(self, value: str) -> str:
         problem = validation.ip_problem(value)

@@ -6,7 +6,6 @@ auth-token requires a token (or a browser session); errors name the field at fau
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -21,7 +20,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from camgate.agent.control import poke_agent, restart_gateway_tunnel
+from camgate.agent.control import restart_gateway_tunnel
 from camgate.cameras.api.parsers import JSONParser
 from camgate.cameras.api.serializers import (
     CameraDetailSerializer,
@@ -31,7 +30,7 @@ from camgate.cameras.api.serializers import (
     RestartErrorSerializer,
     RestartResultSerializer,
 )
-from camgate.cameras import validation
+from camgate.cameras import services, validation
 from camgate.cameras.models import Camera
 from camgate.cameras.resolution import resolve_camera
 
@@ -98,14 +97,14 @@ def _camera_or_404(camera_id: str) -> Camera:
 
 
 def _save(serializer: CameraSerializer) -> Camera:
-    """Save, turning a lost race on the unique camid into the same 400 as the check."""
+    """Save through the camera services, turning their refusals into API answers."""
     try:
-        with transaction.atomic():
-            camera = serializer.save()
-    except IntegrityError:
+        return serializer.save()
+    except services.DuplicateCamid:
+        # Another request took the camid between the check and the write.
         raise ValidationError({"access_token": [validation.DUPLICATE_CAMID]}) from None
-    poke_agent()
-    return camera
+    except services.CameraGone:
+        raise NotFound("The camera was deleted.") from None
 
 
 class AuthTokenView(ObtainAuthToken):
@@ -167,8 +166,10 @@ class CameraDeleteView(APIView):
         responses={204: None, 401: UNAUTHORIZED, 403: CSRF_REFUSED, 404: NOT_FOUND},
     )
     def delete(self, request, camera_id: str):
-        _camera_or_404(camera_id).delete()
-        poke_agent()
+        try:
+            services.delete_camera(_camera_or_404(camera_id))
+        except services.CameraGone:
+            raise NotFound("The camera was deleted.") from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

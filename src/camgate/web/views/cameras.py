@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from camgate.agent.control import poke_agent
-from camgate.cameras import validation
+from camgate.cameras import services, validation
 from camgate.cameras.models import Camera
 from camgate.web.forms import CameraForm
 
@@ -25,14 +24,13 @@ def _data(request):
 
 def _save(form: CameraForm) -> Camera | None:
     try:
-        with transaction.atomic():
-            camera = form.save()
-    except IntegrityError:
-        # Another request took the camid between our check and the insert.
+        return form.save()
+    except services.DuplicateCamid:
+        # Another request took the camid between our check and the write.
         form.add_error("access_token", validation.DUPLICATE_CAMID)
-        return None
-    poke_agent()
-    return camera
+    except services.CameraGone:
+        form.add_error(None, "This camera was deleted meanwhile.")
+    return None
 
 
 def _camera_form_page(request, camera: Camera | None, done: str):
@@ -65,8 +63,10 @@ def camera_delete(request, camera_id: str):
     camera = _camera(camera_id)
     if request.method == "POST":
         label = f"Camera {camera.camera_id} ({camera.ip})"
-        camera.delete()
-        poke_agent()
+        try:
+            services.delete_camera(camera)
+        except services.CameraGone:
+            raise Http404("This camera was deleted meanwhile.") from None
         messages.success(request, f"{label} deleted.")
         return redirect("web:dashboard")
     return render(request, "web/camera_delete.html", {"camera": camera})
