@@ -29,17 +29,11 @@ def _setup_django() -> None:
 
 
 def prepare() -> None:
-    """Bring the data directory up to date: schema, admin account, warnings."""
+    """Bring the data directory up to date (see datadir.prepare)."""
     _setup_django()
-    from django.core.management import call_command
+    from camgate import config, datadir
 
-    from camgate.cameras.admin_bootstrap import bootstrap_admin, warn_if_default_password
-    from camgate import config
-
-    call_command("migrate", interactive=False, verbosity=0)
-    bootstrap_admin()
-    config.gateway_uuid()
-    warn_if_default_password()
+    datadir.prepare(config.data_dir())
 
 
 def _add_bind_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +121,17 @@ def run_relay_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from camgate.datadir import DataDirError
+
+    try:
+        return _main(argv)
+    except DataDirError as error:
+        # One line a person can act on, not a traceback.
+        print(f"camgate: {error}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     known = {"run", "web", "agent", "relay", "-h", "--help"}

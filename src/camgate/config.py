@@ -59,7 +59,8 @@ def data_dir() -> Path:
     """Where the database and the gateway UUID live; never inside the code tree."""
     configured = os.environ.get("CAMGATE_DATA_DIR")
     path = Path(configured) if configured else Path(platformdirs.user_data_dir("camgate"))
-    path.mkdir(parents=True, exist_ok=True)
+    # Owner-only: it holds camera passwords and tokens (datadir.secure fixes old installs).
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
@@ -74,11 +75,14 @@ def gateway_uuid() -> str:
         return str(uuid.UUID(path.read_text().strip()))
     except FileNotFoundError:
         pass
-    new = str(uuid.uuid4())
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(new + "\n")
+    from camgate.datadir import write_private_file
+
+    # Created whole (a temporary file linked into place), so a reader never sees half a
+    # UUID; if another process won the race, its UUID is the one.
+    tmp = path.with_name(f".gateway-uuid.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    write_private_file(tmp, str(uuid.uuid4()) + "\n")
     try:
-        # link() fails if another process won the race; then its UUID is the one.
         os.link(tmp, path)
     except FileExistsError:
         pass

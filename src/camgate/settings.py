@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 from camgate import config
+from camgate.datadir import write_private_file
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = config.data_dir()
@@ -19,9 +20,7 @@ def _secret_key() -> str:
     # Generated once per install and kept with the data, so sessions survive restarts
     # and no shared default key ever ships.
     path = DATA_DIR / "secret-key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+    write_private_file(path, secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 

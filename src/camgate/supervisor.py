@@ -7,6 +7,7 @@ part is contained: the supervisor restarts it after a short pause.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import secrets
@@ -17,11 +18,29 @@ import time
 from dataclasses import dataclass, field
 
 from camgate import config
+from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
+from camgate.datadir import write_private_file
 
 log = logging.getLogger("camgate.supervisor")
 
 RESTART_PAUSE_S = 2.0
 STOP_GRACE_S = 10.0
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int):
+    """A preexec_fn: the child gets SIGTERM when the supervisor dies, even by SIGKILL, so
+    no orphan keeps ports and tunnels that the next `camgate run` needs."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 @dataclass
@@ -30,11 +49,10 @@ class Child:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)  # on top of ours
     process: subprocess.Popen | None = None
-    started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env})
-        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env},
+                                        preexec_fn=_die_with_parent(os.getpid()))
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
 
@@ -44,9 +62,7 @@ def _embedded_relay_admin_token() -> str:
     if configured:
         return configured
     path = config.data_dir() / "relay-admin-token"
-    if not path.exists():
-        path.write_text(secrets.token_hex(20))
-        path.chmod(0o600)
+    write_private_file(path, secrets.token_hex(20))
     return path.read_text().strip()
 
 
@@ -76,6 +92,12 @@ def planned_children(host: str, port: int) -> list[Child]:
 
 
 def run_all(host: str, port: int) -> int:
+    try:
+        # Only a probe: the agent child takes the lock for itself.
+        os.close(hold_agent_lock(config.data_dir()))
+    except AgentAlreadyRunning as error:
+        log.error("camgate run: %s; stop it first", error)
+        return 1
     children = planned_children(host, port)
     stopping = False
 

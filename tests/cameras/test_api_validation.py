@@ -23,13 +23,14 @@ def test_missing_ip(api):
     assert "required" in response.json()["ip"][0]
 
 
-@pytest.mark.parametrize("ip", ["192.168.1.20", "::1", "[fe80::1]", "cam-3.site.local", "camera"])
+@pytest.mark.parametrize("ip", ["192.168.1.20", "::1", "[fe80::1]", "fe80::1%eth0", "fe80::1%wlp2s0.100", "cam-3.site.local", "camera"])
 def test_valid_addresses(api, ip):
     response = add(api, ip=ip)
     assert response.status_code == 201, response.json()
 
 
-@pytest.mark.parametrize("ip", ["", "300.1.1.1", "bad host", "-x.example", "a" * 64 + ".com", "1.2.3"])
+@pytest.mark.parametrize("ip", ["", "300.1.1.1", "bad host", "-x.example", "a" * 64 + ".com", "1.2.3",
+                                "fe80::1%<script>", "fe80::1%et h0", "fe80::1%" + "e" * 16, "fe80::1%"])
 def test_invalid_addresses(api, ip):
     response = add(api, ip=ip)
     assert response.status_code == 400

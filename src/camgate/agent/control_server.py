@@ -29,7 +29,8 @@ async def serve_control(path: Path, handlers: dict[str, Handler]) -> asyncio.Abs
         finally:
             writer.close()
 
-    # A socket left by a crashed agent would make bind() fail; nobody else owns it.
+    # A socket left by a crashed agent would make bind() fail. No live agent owns it:
+    # this agent holds the data directory's agent lock (agent/single.py).
     path.unlink(missing_ok=True)
     old_umask = os.umask(0o177)  # owner-only: other local users must not drive the agent
     try:

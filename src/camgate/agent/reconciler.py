@@ -20,6 +20,7 @@ from camgate.agent import store
 from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
+from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
@@ -191,7 +192,12 @@ class Agent:
 
 
 def run_agent() -> None:
-    """`camgate agent`: run until SIGTERM or SIGINT."""
+    """`camgate agent`: run until SIGTERM or SIGINT; exit at once, with one line, when
+    another agent already serves this data directory."""
+    try:
+        lock = hold_agent_lock(config.data_dir())
+    except AgentAlreadyRunning as error:
+        raise SystemExit(f"camgate agent: {error}") from None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -200,4 +206,7 @@ def run_agent() -> None:
             loop.add_signal_handler(sig, stop.set)
         await Agent(UplinkSettings.from_environment(), config.gateway_uuid()).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        os.close(lock)

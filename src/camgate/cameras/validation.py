@@ -11,6 +11,9 @@ from camgate.uplink.tokens import InvalidToken, decode_access_token
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
+# An IPv6 zone id (fe80::1%eth0) names a network interface: Linux allows 15 bytes.
+_ZONE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
 PORT_MIN, PORT_MAX = 1, 65535
 
 # The camid column (and a path's id) is a signed 64-bit integer.
@@ -23,10 +26,14 @@ def ip_problem(value: str) -> str | None:
     if not text:
         return "Enter the camera's IP address or host name."
     try:
-        ipaddress.ip_address(text.strip("[]"))
-        return None
+        address = ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         pass
+    else:
+        zone = getattr(address, "scope_id", None)
+        if zone is not None and not _ZONE_ID.match(zone):
+            return f"{value!r}: an IPv6 zone id is an interface name (letters, digits, '.', '_', '-'; at most 15)."
+        return None
     if len(text) > 253:
         return "Host name is longer than 253 characters."
     labels = text.rstrip(".").split(".")
