@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from camgate.datadir import database_verdict
+
 DB_NAME = "camgate.sqlite3"
 IDENTITY_FILES = ("gateway-uuid", "secret-key")
 MANIFEST = "manifest.json"
@@ -86,12 +88,7 @@ def write_backup_file(data_dir: Path, path: Path) -> list[str]:
 
 def _check_database(path: Path) -> None:
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            (result,) = connection.execute("PRAGMA integrity_check").fetchone()
-            connection.execute("SELECT COUNT(*) FROM django_migrations").fetchone()
-        finally:
-            connection.close()
+        result = database_verdict(path, "integrity_check", require_table="django_migrations")
     except sqlite3.DatabaseError as error:
         raise BackupError(f"the backup's database is not usable: {error}") from None
     if result != "ok":

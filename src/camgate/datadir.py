@@ -59,15 +59,24 @@ def check_database(path: Path) -> None:
     if path.stat().st_size == 0:
         raise DataDirError(f"the database {path} is empty (0 bytes): {advice}")
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        try:
-            verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
-        finally:
-            connection.close()
+        verdict = database_verdict(path)
     except sqlite3.DatabaseError as error:
         raise DataDirError(f"the database {path} cannot be read ({error}): {advice}") from None
     if verdict != "ok":
         raise DataDirError(f"the database {path} is damaged ({verdict}): {advice}")
+
+
+def database_verdict(path: Path, pragma: str = "quick_check", require_table: str | None = None) -> str:
+    """SQLite's own check of the database at ``path``, read-only: "ok" or what is wrong.
+    sqlite3.DatabaseError when it is not a database (or lacks ``require_table``)."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        (verdict,) = connection.execute(f"PRAGMA {pragma}").fetchone()
+        if require_table:
+            connection.execute(f"SELECT COUNT(*) FROM {require_table}").fetchone()
+    finally:
+        connection.close()
+    return verdict
 
 
 def create_database(path: Path) -> None:
