@@ -63,9 +63,15 @@ def http_json(method: str, url: str, body=None, token: str | None = None, header
         return status, payload
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def camgate_env(data_dir: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMGATE_", "GATEWAY_"))}
     env["CAMGATE_DATA_DIR"] = str(data_dir)
+    # A fast password hasher in the children too (tests/support/fast_settings.py).
+    env["DJANGO_SETTINGS_MODULE"] = "tests.support.fast_settings"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(REPO)]))
     env.update(extra)
     return env
 
