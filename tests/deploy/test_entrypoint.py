@@ -78,9 +78,11 @@ def test_agent_waits_until_web_has_migrated_then_runs(tmp_path):
     agent_log = tmp_path / "agent.log"
 
     with entrypoint(["agent"], env, agent_log) as agent:
-        time.sleep(2)
+        deadline = time.monotonic() + 30
+        while "waiting for the web service to migrate" not in agent_log.read_text():
+            assert time.monotonic() < deadline and agent.poll() is None, agent_log.read_text()
+            time.sleep(0.05)
         assert agent.poll() is None and not control_socket.exists(), "the agent started on an empty database"
-        assert "waiting for the web service to migrate" in agent_log.read_text()
         with entrypoint(["web"], env, tmp_path / "web.log"):
             wait_for_path(control_socket)
             assert control_socket.exists(), agent_log.read_text()

@@ -47,6 +47,8 @@ class Agent:
         self._status_changed = asyncio.Event()
         self._written: dict[str, store.StatusRecord] = {}
         self._lock = asyncio.Lock()
+        # Passes completed: a positive signal that an edit has been seen (tests, ping).
+        self.reconciles = 0
 
     # --- the control socket ---------------------------------------------------------
 
@@ -55,7 +57,7 @@ class Agent:
         return {"ok": True}
 
     async def _on_ping(self) -> dict:
-        return {"ok": True, "pid": os.getpid(), "tunnels": len(self.clients)}
+        return {"ok": True, "pid": os.getpid(), "tunnels": len(self.clients), "reconciles": self.reconciles}
 
     async def _on_restart_gateway(self) -> dict:
         async with self._lock:
@@ -163,6 +165,7 @@ class Agent:
                 await self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying")
+            self.reconciles += 1
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RECONCILE_EVERY_S)
 
