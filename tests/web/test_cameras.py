@@ -44,6 +44,13 @@ def test_empty_serial_and_mac_are_stored_as_null_like_the_api(admin_client, agen
     assert camera.serial is None and camera.mac is None
 
 
+def test_empty_serial_and_mac_are_null_in_the_api_too(api):
+    added = api.post("/api/add-camera/", {"ip": "10.0.0.1", "serial": "", "mac": ""}, format="json").json()
+    assert (added["serial"], added["mac"]) == (None, None)
+    edited = api.post(f"/api/edit-camera/{added['camera_id']}/", {"serial": "S1", "mac": ""}, format="json").json()
+    assert (edited["serial"], edited["mac"]) == ("S1", None)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("http_port", "70000", "Port must be between 1 and 65535."),
     ("rtsp_port", "0", "Port must be between 1 and 65535."),

@@ -179,6 +179,14 @@ class CameraSerializer(serializers.ModelSerializer):
     def update(self, instance: Camera, validated_data: dict) -> Camera:
         return services.update_camera(instance, validated_data)
 
+    # No serial or MAC is null, whether the field was left out or sent empty, as the web
+    # form stores it: one rule (the reference's examples show null for "none").
+    def validate_serial(self, value: str | None) -> str | None:
+        return value or None
+
+    def validate_mac(self, value: str | None) -> str | None:
+        return value or None
+
     def validate_ip(self, value: str) -> str:
         problem = validation.ip_problem(value)
         if problem:
