@@ -116,3 +116,18 @@ def test_a_camera_provisioned_by_serial_is_found_by_the_camid_of_its_provisioned
     other = api.post("/api/add-camera/", {"ip": "10.0.0.7"}, format="json").json()["camera_id"]
     write_statuses([StatusRecord(key=f"camera-{camera_id}", camera_id=camera_id, state="up", local_token=make_token(other))])
     assert api.get(f"/api/camera/{other}/").json()["camera_id"] == other
+
+
+def test_an_edit_that_restarts_the_tunnel_answers_connecting_and_one_that_does_not_keeps_up(api):
+    from camgate.cameras.models import TunnelStatus
+
+    camera_id = api.post("/api/add-camera/", {"ip": "10.0.0.8", "access_token": make_token(808), "rtsp_only": True},
+                         format="json").json()["camera_id"]
+    endpoints = [{"name": "rtsp", "proxy_host": "relay", "proxy_port": 20001, "url": "rtsp://relay:20001/"}]
+    TunnelStatus.objects.create(key=f"camera-{camera_id}", camera_id=camera_id, state="up", pid=4242, endpoints=endpoints)
+    # Not used by an RTSP-only tunnel: nothing restarts.
+    kept = api.post(f"/api/edit-camera/{camera_id}/", {"http_port": 8080, "serial": "S"}, format="json").json()
+    assert (kept["tunnel"]["state"], kept["pid"]) == ("up", 4242)
+    restarted = api.post(f"/api/edit-camera/{camera_id}/", {"ip": "10.0.0.9"}, format="json").json()
+    assert restarted["tunnel"]["state"] == "connecting" and restarted["tunnel"]["endpoints"] == []
+    assert (restarted["pid"], restarted["is_active"]) == (None, False)

@@ -119,6 +119,18 @@ def plan_gateway(gateway_uuid: str, settings: UplinkSettings) -> PlannedTunnel:
     return PlannedTunnel(GATEWAY_STATUS_KEY, None, spec)
 
 
+def camera_row(camera) -> CameraRow:
+    """The CameraRow of any object with the camera's fields (a model instance)."""
+    return CameraRow(**{name: getattr(camera, name) for name in CameraRow.__dataclass_fields__})
+
+
+def tunnel_restarts(before: CameraRow, after: CameraRow) -> bool:
+    """Whether the agent restarts a camera's tunnel for this edit: only when its spec
+    changes (an http_port edit of an RTSP-only camera, say, changes nothing)."""
+    settings = UplinkSettings(embedded_relay=True)
+    return plan_camera(before, settings, "").spec != plan_camera(after, settings, "").spec
+
+
 def plan_tunnels(active_cameras: list[CameraRow], gateway_uuid: str, settings: UplinkSettings) -> dict[str, PlannedTunnel]:
     plan = {camera_key(c.camera_id): plan_camera(c, settings, gateway_uuid) for c in active_cameras}
     if settings.gateway_tunnel:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from django.db import DatabaseError, IntegrityError, transaction
 
 from camgate.agent.control import poke_agent
-from camgate.cameras.models import Camera
+from camgate.agent.plan import camera_row, tunnel_restarts
+from camgate.cameras.models import Camera, TunnelStatus
 
 
 class CameraGone(LookupError):
@@ -41,11 +42,14 @@ def create_camera(values: dict) -> Camera:
 
 def update_camera(camera: Camera, values: dict) -> Camera:
     """Write ``values`` (field: new value) onto ``camera``'s row, and only those."""
+    before = camera_row(camera)
     for name, value in values.items():
         setattr(camera, name, value)
     try:
         with transaction.atomic():
             camera.save(update_fields=[*values, "updated_at"], force_update=True)
+            if camera.enabled and tunnel_restarts(before, camera_row(camera)):
+                _report_restarting(camera)
             transaction.on_commit(poke_agent)
     except IntegrityError:
         raise DuplicateCamid() from None
@@ -55,6 +59,16 @@ def update_camera(camera: Camera, values: dict) -> Camera:
             raise CameraGone(camera.pk) from None
         raise
     return camera
+
+
+def _report_restarting(camera: Camera) -> None:
+    """The agent restarts this tunnel on the poke: the answer to the edit, and every read
+    until the agent reports again, says so instead of a stale "up"."""
+    TunnelStatus.objects.filter(camera=camera).exclude(state=TunnelStatus.State.STOPPED).update(
+        state=TunnelStatus.State.CONNECTING, reason="restarting: the camera's tunnel settings changed",
+        pid=None, endpoints=[], open_connections=0,
+    )
+    camera._state.fields_cache.pop("tunnel_status", None)  # read the new status, not the cached one
 
 
 def delete_camera(camera: Camera) -> None:
