@@ -66,3 +66,17 @@ def test_gateway_tunnel_forwards_web_and_ssh_and_provisions_by_uuid():
 def test_gateway_tunnel_without_ssh_or_disabled():
     assert [f.name for f in plan_tunnels([], UUID, replace(SETTINGS, ssh_port=0))["gateway"].spec.forwards] == ["web"]
     assert plan_tunnels([], UUID, replace(SETTINGS, gateway_tunnel=False)) == {}
+
+
+def test_uplink_settings_read_from_and_shown_as_the_environment(monkeypatch):
+    monkeypatch.setenv("CAMGATE_UPLINK_HOST", "127.0.0.1:8800")
+    monkeypatch.setenv("CAMGATE_UPLINK_TLS", "false")
+    monkeypatch.setenv("CAMGATE_SSH_PORT", "0")
+    settings = UplinkSettings.from_environment()
+    assert (settings.uplink_host, settings.tls, settings.ssh_port, settings.verify) == ("127.0.0.1:8800", False, 0, True)
+    shown = settings.as_environment()
+    assert shown["CAMGATE_UPLINK_HOST"] == "127.0.0.1:8800" and shown["CAMGATE_UPLINK_TLS"] == "false"
+    assert shown["CAMGATE_SSH_PORT"] == "0" and shown["CAMGATE_UPLINK_CAFILE"] == ""
+    for variable, value in shown.items():
+        monkeypatch.setenv(variable, value)
+    assert UplinkSettings.from_environment() == settings

@@ -66,6 +66,18 @@ def test_settings_shows_token_uuid_and_configuration(admin_client, default_admin
     assert rows["CAMGATE_DEBUG"]["from_environment"] is False
 
 
+def test_settings_show_what_the_running_agent_uses(admin_client, default_admin, monkeypatch):
+    # Under `camgate run` the agent is pointed at the embedded relay; the web server's
+    # own environment does not say so.
+    monkeypatch.delenv("CAMGATE_UPLINK_HOST", raising=False)
+    monkeypatch.setattr("camgate.web.views.gateway.agent_settings",
+                        lambda: {"CAMGATE_UPLINK_HOST": "127.0.0.1:8800", "CAMGATE_UPLINK_TLS": "false"})
+    rows = {row["name"]: row for row in admin_client.get("/settings/").context["settings_in_effect"]}
+    assert (rows["CAMGATE_UPLINK_HOST"]["value"], rows["CAMGATE_UPLINK_HOST"]["source"]) == ("127.0.0.1:8800", "agent")
+    assert (rows["CAMGATE_UPLINK_TLS"]["value"], rows["CAMGATE_UPLINK_TLS"]["source"]) == ("false", "agent")
+    assert rows["CAMGATE_DEBUG"]["source"] == "default"
+
+
 def test_regenerating_the_token_replaces_it(admin_client, default_admin):
     admin_client.post("/settings/", {"action": "regenerate-token"})
     first = Token.objects.get(user=default_admin).key

@@ -82,3 +82,14 @@ def poke_agent() -> None:
         send_command("reconcile", timeout=2.0)
     except AgentUnavailable as error:
         log.info("agent not poked: %s", error)
+
+
+def agent_settings() -> dict[str, str] | None:
+    """The uplink settings the running agent uses, by environment variable name; None
+    when the agent does not answer."""
+    try:
+        answer = send_command("settings", timeout=2.0)
+    except AgentUnavailable:
+        return None
+    settings = answer.get("settings")
+    return settings if isinstance(settings, dict) else None

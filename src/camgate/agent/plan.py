@@ -33,19 +33,40 @@ class UplinkSettings:
 
     @classmethod
     def from_environment(cls) -> "UplinkSettings":
-        return cls(
-            uplink_host=config.env_str("CAMGATE_UPLINK_HOST") or None,
-            tls=config.env_bool("CAMGATE_UPLINK_TLS", True),
-            verify=config.env_bool("CAMGATE_UPLINK_VERIFY", True),
-            cafile=config.env_str("CAMGATE_UPLINK_CAFILE") or None,
-            provisioning_url=config.env_str("CAMGATE_PROVISIONING_URL") or DEFAULT_PROVISIONING_URL,
-            gateway_tunnel=config.env_bool("CAMGATE_GATEWAY_TUNNEL", True),
-            gateway_http_host=config.env_str("CAMGATE_GATEWAY_HTTP_HOST") or "127.0.0.1",
-            gateway_http_port=config.env_int("CAMGATE_GATEWAY_HTTP_PORT", 8000),
-            ssh_host=config.env_str("CAMGATE_SSH_HOST") or "127.0.0.1",
-            ssh_port=config.env_int("CAMGATE_SSH_PORT", 22),
-            embedded_relay=config.env_bool("CAMGATE_EMBEDDED_RELAY", False),
-        )
+        values = {}
+        for name, variable in ENVIRONMENT_NAMES.items():
+            default = getattr(cls, name)
+            if isinstance(default, bool):
+                values[name] = config.env_bool(variable, default)
+            elif isinstance(default, int):
+                values[name] = config.env_int(variable, default)
+            else:
+                values[name] = config.env_str(variable) or default
+        return cls(**values)
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings under their environment variables' names, as the settings page
+        shows them: what the agent really runs with (under `camgate run` the supervisor
+        points it at the embedded relay, whatever the web server's environment says)."""
+        shown = {True: "true", False: "false", None: ""}
+        return {variable: shown.get(value, str(value)) if isinstance(value, (bool, type(None))) else str(value)
+                for variable, value in ((v, getattr(self, n)) for n, v in ENVIRONMENT_NAMES.items())}
+
+
+# The environment variable behind each UplinkSettings field.
+ENVIRONMENT_NAMES = {
+    "uplink_host": "CAMGATE_UPLINK_HOST",
+    "tls": "CAMGATE_UPLINK_TLS",
+    "verify": "CAMGATE_UPLINK_VERIFY",
+    "cafile": "CAMGATE_UPLINK_CAFILE",
+    "provisioning_url": "CAMGATE_PROVISIONING_URL",
+    "gateway_tunnel": "CAMGATE_GATEWAY_TUNNEL",
+    "gateway_http_host": "CAMGATE_GATEWAY_HTTP_HOST",
+    "gateway_http_port": "CAMGATE_GATEWAY_HTTP_PORT",
+    "ssh_host": "CAMGATE_SSH_HOST",
+    "ssh_port": "CAMGATE_SSH_PORT",
+    "embedded_relay": "CAMGATE_EMBEDDED_RELAY",
+}
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,9 @@ class Agent:
     async def _on_ping(self) -> dict:
         return {"ok": True, "pid": os.getpid(), "tunnels": len(self.clients), "reconciles": self.reconciles}
 
+    async def _on_settings(self) -> dict:
+        return {"ok": True, "settings": self.settings.as_environment()}
+
     async def _on_restart_gateway(self) -> dict:
         async with self._lock:
             planned = self.plan.get(GATEWAY_STATUS_KEY)
@@ -177,6 +180,7 @@ class Agent:
             "reconcile": self._on_reconcile,
             "restart-gateway": self._on_restart_gateway,
             "ping": self._on_ping,
+            "settings": self._on_settings,
         })
         log.info("agent running (pid %d)", os.getpid())
         tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever())]

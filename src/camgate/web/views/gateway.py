@@ -15,9 +15,22 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
 from camgate import config
-from camgate.agent.control import restart_gateway_tunnel
+from camgate.agent.control import agent_settings, restart_gateway_tunnel
 from camgate.web.presenters import gateway_view
 
+
+
+def _settings_in_effect(from_agent: dict[str, str] | None) -> list[dict]:
+    """Each documented setting with its value; the agent's own report wins for the
+    settings it uses, since `camgate run` gives it values the web server never sees."""
+    rows = []
+    for item in config.SETTINGS:
+        row = {"name": item.name, "value": item.display_value, "from_environment": item.from_environment,
+               "source": "environment" if item.from_environment else "default", "help": item.help}
+        if from_agent and item.name in from_agent:
+            row.update(value=from_agent[item.name], source="agent")
+        rows.append(row)
+    return rows
 
 
 def _settings_page(request, password_form, status=200):
@@ -27,15 +40,7 @@ def _settings_page(request, password_form, status=200):
         "token": token.key if token else "",
         "gateway": gateway_view(),
         "data_dir": django_settings.DATA_DIR,
-        "settings_in_effect": [
-            {
-                "name": item.name,
-                "value": item.display_value,
-                "from_environment": item.from_environment,
-                "help": item.help,
-            }
-            for item in config.SETTINGS
-        ],
+        "settings_in_effect": _settings_in_effect(agent_settings()),
     }
     return render(request, "web/settings.html", context, status=status)
 
