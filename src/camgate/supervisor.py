@@ -50,10 +50,14 @@ def _embedded_relay_admin_token() -> str:
     return path.read_text().strip()
 
 
-def planned_children(host: str, port: int) -> list[Child]:
+def planned_children(host: str, port: int, tunnel_port: int) -> list[Child]:
     camgate = [sys.executable, "-m", "camgate.cli"]
-    web = Child("web", [*camgate, "web", "--host", host, "--port", str(port), "--no-prepare"])
-    agent = Child("agent", [*camgate, "agent", "--no-prepare"], {"CAMGATE_GATEWAY_HTTP_PORT": str(port)})
+    web = Child("web", [*camgate, "web", "--host", host, "--port", str(port), "--tunnel-port", str(tunnel_port), "--no-prepare"])
+    # The gateway's own tunnel delivers internet users from loopback: to the web server's
+    # tunnel port, where no forwarded header is believed, never to its main port.
+    agent = Child("agent", [*camgate, "agent", "--no-prepare"], {"CAMGATE_GATEWAY_HTTP_PORT": str(tunnel_port)})
+    if not tunnel_port:
+        agent.env["CAMGATE_GATEWAY_TUNNEL"] = "false"
     if config.env_str("CAMGATE_UPLINK_HOST"):
         return [web, agent]
     # No cloud configured: a relay on loopback, so camera -> gateway -> relay -> viewer
@@ -75,8 +79,8 @@ def planned_children(host: str, port: int) -> list[Child]:
     return [relay, web, agent]
 
 
-def run_all(host: str, port: int) -> int:
-    children = planned_children(host, port)
+def run_all(host: str, port: int, tunnel_port: int) -> int:
+    children = planned_children(host, port, tunnel_port)
     stopping = False
 
     def request_stop(signum, _frame):

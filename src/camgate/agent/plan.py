@@ -23,8 +23,11 @@ class UplinkSettings:
     cafile: str | None = None
     provisioning_url: str = DEFAULT_PROVISIONING_URL
     gateway_tunnel: bool = True
+    # The web server's tunnel port (`camgate web`'s --tunnel-port, its port + 1): requests
+    # there are never taken for a trusted proxy's, though the agent sends them from
+    # loopback on behalf of anyone on the internet.
     gateway_http_host: str = "127.0.0.1"
-    gateway_http_port: int = 8000
+    gateway_http_port: int = 8001
     ssh_host: str = "127.0.0.1"
     ssh_port: int = 22  # 0: no SSH forward
     # The relay is camgate's own on loopback (`camgate run` with no cloud set): a camera
@@ -41,7 +44,7 @@ class UplinkSettings:
             provisioning_url=config.env_str("CAMGATE_PROVISIONING_URL") or DEFAULT_PROVISIONING_URL,
             gateway_tunnel=config.env_bool("CAMGATE_GATEWAY_TUNNEL", True),
             gateway_http_host=config.env_str("CAMGATE_GATEWAY_HTTP_HOST") or "127.0.0.1",
-            gateway_http_port=config.env_int("CAMGATE_GATEWAY_HTTP_PORT", 8000),
+            gateway_http_port=config.env_int("CAMGATE_GATEWAY_HTTP_PORT", 8001),
             ssh_host=config.env_str("CAMGATE_SSH_HOST") or "127.0.0.1",
             ssh_port=config.env_int("CAMGATE_SSH_PORT", 22),
             embedded_relay=config.env_bool("CAMGATE_EMBEDDED_RELAY", False),
