@@ -1,7 +1,7 @@
 #!/bin/sh
 # Starts one camgate service: the container entrypoint, and ExecStart of the systemd units.
 #
-#   entrypoint.sh web [ARGS]    prepare the data directory, collect static files, run gunicorn
+#   entrypoint.sh web [ARGS]    prepare the data directory, collect static files, run the web server
 #   entrypoint.sh agent [ARGS]  wait until the web service has migrated, run the tunnel agent
 #   entrypoint.sh CMD [ARGS]    any other camgate command, as is (backup, restore, shell, ...)
 #
@@ -11,8 +11,11 @@
 # "table already exists", which turns every upgrade into a restart lottery.
 #
 # Settings come from the environment (see .env.example). These are read here only:
-#   CAMGATE_WEB_HOST            address gunicorn binds (default 0.0.0.0: the container's)
+#   CAMGATE_WEB_HOST            address the web server listens on (default 0.0.0.0: the container's)
 #   CAMGATE_WEB_PORT            its port (default 8000; nginx.conf expects 8000)
+#   CAMGATE_WEB_TUNNEL_PORT     its port for the gateway's own tunnel, where no forwarded
+#                               header is believed (default 8001; the agent's
+#                               CAMGATE_GATEWAY_HTTP_PORT must name it)
 #   CAMGATE_SCHEMA_WAIT_SECONDS how long the agent waits for the schema (default 300)
 set -eu
 
@@ -48,7 +51,8 @@ case "$service" in
         check_data_dir
         camgate prepare
         camgate collectstatic --noinput --verbosity 0
-        exec camgate web --host "${CAMGATE_WEB_HOST:-0.0.0.0}" --port "${CAMGATE_WEB_PORT:-8000}" --no-prepare "$@"
+        exec camgate web --host "${CAMGATE_WEB_HOST:-0.0.0.0}" --port "${CAMGATE_WEB_PORT:-8000}" \
+            --tunnel-port "${CAMGATE_WEB_TUNNEL_PORT:-8001}" --no-prepare "$@"
         ;;
     agent)
         check_data_dir

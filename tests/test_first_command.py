@@ -16,8 +16,9 @@ def test_camgate_run_serves_the_api_and_keeps_data_across_restarts(tmp_path):
     base = f"http://127.0.0.1:{port}"
     env = camgate_env(tmp_path / "data")
     log = tmp_path / "camgate.log"
+    args = ["run", "--port", str(port), "--tunnel-port", str(free_port())]
 
-    with camgate_process(["run", "--port", str(port)], env, log):
+    with camgate_process(args, env, log):
         wait_for_http(base + "/api/cameras/")
         status, body = http_json("POST", base + "/api/auth-token/", {"username": "admin", "password": "admin"})
         assert status == 200
@@ -28,7 +29,7 @@ def test_camgate_run_serves_the_api_and_keeps_data_across_restarts(tmp_path):
 
     assert "default password" in log.read_text()
 
-    with camgate_process(["run", "--port", str(port)], env, log):
+    with camgate_process(args, env, log):
         wait_for_http(base + "/api/cameras/")
         status, body = http_json("POST", base + "/api/auth-token/", {"username": "admin", "password": "admin"})
         assert (status, body["token"]) == (200, token)

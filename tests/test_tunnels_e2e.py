@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import make_token
+from tests.support.browser import Browser
 from tests.support.cameras import CAMERA_PAGE, CameraWebServer, RtspCamera, StreamingSource, ffprobe_stream, stream_bytes
 from tests.support.processes import camgate_env, camgate_process, free_port, http_json, wait_for_http
 
@@ -94,7 +95,7 @@ def gateway(tmp_path_factory):
         CAMGATE_RELAY_PORT_RANGE=f"{range_start}-{range_start + 99}",
         CAMGATE_SSH_PORT="0",
     )
-    with camgate_process(["run", "--port", str(port)], env, tmp / "camgate.log") as process:
+    with camgate_process(["run", "--port", str(port), "--tunnel-port", str(free_port())], env, tmp / "camgate.log") as process:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/api/cameras/")
         wait_for_http(f"http://127.0.0.1:{relay_port}/api/devices")
@@ -240,19 +241,59 @@ def test_new_user_adds_a_camera_without_token_and_reaches_it_at_once(gateway, rt
     assert detail["access_token"] == "" and detail["local_token"]  # the provisioned token
 
 
-def test_gateway_tunnel_is_up_and_restart_restarts_it(gateway):
-    status, body = gateway.api("POST", "/api/restart/")
-    assert (status, body) == (200, {"message": "Server restarted successfully"})
-    # Through the gateway's own tunnel, its web server answers (the web forward).
+def gateway_web_port(gateway: Gateway) -> int:
+    """The relay's public port for the gateway's own web forward: the internet's way in."""
     status, devices = gateway.relay_admin("GET", "/api/devices")
     enrolled = [d for d in devices if d["online"] and d["camid"] >= 1_000_000_000]
     lookups = [gateway.relay_admin("GET", f"/api/device/{d['camid']}")[1] for d in enrolled]
     web = [f for lookup in lookups for f in lookup["forwards"] if f["name"] == "web"]
     assert len(web) == 1
-    status, body = http_json("GET", f"http://127.0.0.1:{web[0]['proxy_port']}/api/cameras/")
+    return web[0]["proxy_port"]
+
+
+def test_gateway_tunnel_is_up_and_restart_restarts_it(gateway):
+    status, body = gateway.api("POST", "/api/restart/")
+    assert (status, body) == (200, {"message": "Server restarted successfully"})
+    # Through the gateway's own tunnel, its web server answers (the web forward).
+    web_port = gateway_web_port(gateway)
+    status, body = http_json("GET", f"http://127.0.0.1:{web_port}/api/cameras/")
     assert (status, body) == (401, {"detail": "Authentication credentials were not provided."})
-    status, cameras = http_json("GET", f"http://127.0.0.1:{web[0]['proxy_port']}/api/cameras/", token=gateway.token)
+    status, cameras = http_json("GET", f"http://127.0.0.1:{web_port}/api/cameras/", token=gateway.token)
     assert status == 200 and isinstance(cameras, list)
+
+
+def test_through_the_gateway_tunnel_the_sign_in_throttle_holds_and_the_lan_admin_keeps_access(gateway):
+    browser = Browser(f"http://127.0.0.1:{gateway_web_port(gateway)}")
+    # The agent delivers every internet user from loopback, a trusted proxy address: a
+    # rotating X-Forwarded-For used to buy a fresh count of guesses each time.
+    for attempt in range(5):
+        form = {"csrfmiddlewaretoken": browser.csrf("/login/"), "username": "admin", "password": f"guess{attempt}"}
+        status, _, html = browser.request("/login/", form, headers={"X-Forwarded-For": f"198.51.100.{attempt}"})
+    assert status == 429 and "Too many failed sign-in attempts" in html
+    # The API is the same door, with the same count.
+    status, body = http_json("POST", browser.base + "/api/auth-token/", {"username": "admin", "password": "admin"},
+                             headers={"X-Forwarded-For": "198.51.100.77"})
+    assert status == 429 and "Too many failed sign-in attempts" in body["detail"]
+    # Locked behind the tunnel only: the admin on the LAN still gets in.
+    status, body = http_json("POST", gateway.base + "/api/auth-token/", {"username": "admin", "password": "admin"})
+    assert (status, body) == (200, {"token": gateway.token})
+
+
+def test_slow_clients_through_the_gateway_tunnel_stop_nobody(gateway):
+    web_port = gateway_web_port(gateway)
+    held = []
+    try:
+        # 8 used to stop gunicorn. More than the relay's 256 connections per tunnel: the
+        # web front keeps at most 128 on the tunnel's port, so the relay has room.
+        for _ in range(300):
+            client = socket.create_connection(("127.0.0.1", web_port), timeout=15)
+            client.sendall(b"GET /api/cameras/ HTTP/1.1\r\nHost: gw\r\n")
+            held.append(client)
+        status, cameras = http_json("GET", f"http://127.0.0.1:{web_port}/api/cameras/", token=gateway.token)
+        assert status == 200 and isinstance(cameras, list)
+    finally:
+        for client in held:
+            client.close()
 
 
 def rss_kib(pid: int) -> int:

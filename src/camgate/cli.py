@@ -1,7 +1,7 @@
 """The `camgate` command.
 
-    camgate run   [--host H] [--port P]   everything on the embedded default
-    camgate web   [--host H] [--port P]   the web server (API + UI) alone
+    camgate run   [--host H] [--port P] [--tunnel-port T]   everything on the embedded default
+    camgate web   [--host H] [--port P] [--tunnel-port T]   the web server (API + UI) alone
     camgate agent                         the tunnel agent alone
     camgate relay [--host H] [--port P] [--public-host NAME] [--tls-cert F --tls-key F]
     camgate <django management command>   e.g. `camgate migrate`, `camgate createsuperuser`
@@ -39,6 +39,13 @@ def prepare() -> None:
 def _add_bind_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument("--tunnel-port", type=int,
+                        help="port the gateway's own tunnel delivers to: nobody there is taken for a trusted "
+                        "proxy (default: --port + 1; 0: none)")
+
+
+def tunnel_port(args: argparse.Namespace) -> int:
+    return args.port + 1 if args.tunnel_port is None else args.tunnel_port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,27 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     relay.add_argument("--open-enrollment", action="store_true",
                        help="give a token to any device that asks; only for a relay on loopback")
     return parser
-
-
-def run_web(host: str, port: int, workers: int = 2) -> None:
-    from gunicorn.app.base import BaseApplication
-
-    from camgate.wsgi import application
-
-    class _Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("graceful_timeout", 10)
-
-        def load(self):
-            return application
-
-    log.info("web server on http://%s:%s/", host, port)
-    _Server().run()
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -147,8 +133,9 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "web":
         if not args.no_prepare:
             prepare()
-        run_web(args.host, args.port, args.workers)
-        return 0
+        from camgate.front.service import run_web
+
+        return run_web(args.host, args.port, tunnel_port(args), args.workers)
     if args.command == "agent":
         if not args.no_prepare:
             prepare()
@@ -164,7 +151,7 @@ def _main(argv: list[str] | None = None) -> int:
         from camgate.supervisor import run_all
 
         prepare()
-        return run_all(args.host, args.port)
+        return run_all(args.host, args.port, tunnel_port(args))
     return 2
 
 

@@ -55,6 +55,11 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def max_body_bytes() -> int:
+    """Largest request body accepted: Django's middleware and the web front agree."""
+    return env_int("CAMGATE_MAX_BODY_BYTES", 1024 * 1024)
+
+
 def data_dir() -> Path:
     """Where the database and the gateway UUID live; never inside the code tree."""
     configured = os.environ.get("CAMGATE_DATA_DIR")
@@ -130,7 +135,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAMGATE_PROVISIONING_URL", "https://camera.vxg.io", "Where devices without a token get one by serial."),
     Setting("CAMGATE_GATEWAY_TUNNEL", "true", "Keep the gateway's own tunnel (web + SSH) to the relay."),
     Setting("CAMGATE_GATEWAY_HTTP_HOST", "127.0.0.1", "Host of the web server the gateway tunnel forwards."),
-    Setting("CAMGATE_GATEWAY_HTTP_PORT", "8000", "Port of the web server the gateway tunnel forwards."),
+    Setting("CAMGATE_GATEWAY_HTTP_PORT", "8001", "Port the gateway tunnel forwards: the web server's tunnel port, never its main one."),
     Setting("CAMGATE_SSH_HOST", "127.0.0.1", "Host of the SSH server the gateway tunnel forwards."),
     Setting("CAMGATE_SSH_PORT", "22", "SSH port the gateway tunnel forwards (0: none)."),
     Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay that camgate run starts."),

@@ -7,12 +7,16 @@ import ipaddress
 from django.conf import settings
 from django.http import JsonResponse, HttpResponse
 
+from camgate.front.origin import came_through_tunnel
+
 
 class TrustedProxyMiddleware:
     """Believe X-Forwarded-For/-Proto only when they come from a configured proxy.
 
     nginx in front sets them; anyone else could forge them to fake their address (which
-    the login throttle keys on) or to pretend a request arrived over HTTPS.
+    the login throttle keys on) or to pretend a request arrived over HTTPS. A request
+    from the gateway's own tunnel is never believed: the agent that delivers it connects
+    from loopback, a trusted address, on behalf of anyone on the internet.
     """
 
     def __init__(self, get_response):
@@ -28,7 +32,7 @@ class TrustedProxyMiddleware:
 
     def __call__(self, request):
         meta = request.META
-        if self._is_trusted(meta.get("REMOTE_ADDR", "")):
+        if not came_through_tunnel(meta) and self._is_trusted(meta.get("REMOTE_ADDR", "")):
             forwarded_for = meta.get("HTTP_X_FORWARDED_FOR", "")
             if forwarded_for:
                 # The right-most address is the one our proxy saw connect to it.

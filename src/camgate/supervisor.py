@@ -66,10 +66,14 @@ def _embedded_relay_admin_token() -> str:
     return path.read_text().strip()
 
 
-def planned_children(host: str, port: int) -> list[Child]:
+def planned_children(host: str, port: int, tunnel_port: int) -> list[Child]:
     camgate = [sys.executable, "-m", "camgate.cli"]
-    web = Child("web", [*camgate, "web", "--host", host, "--port", str(port), "--no-prepare"])
-    agent = Child("agent", [*camgate, "agent", "--no-prepare"], {"CAMGATE_GATEWAY_HTTP_PORT": str(port)})
+    web = Child("web", [*camgate, "web", "--host", host, "--port", str(port), "--tunnel-port", str(tunnel_port), "--no-prepare"])
+    # The gateway's own tunnel delivers internet users from loopback: to the web server's
+    # tunnel port, where no forwarded header is believed, never to its main port.
+    agent = Child("agent", [*camgate, "agent", "--no-prepare"], {"CAMGATE_GATEWAY_HTTP_PORT": str(tunnel_port)})
+    if not tunnel_port:
+        agent.env["CAMGATE_GATEWAY_TUNNEL"] = "false"
     if config.env_str("CAMGATE_UPLINK_HOST"):
         return [web, agent]
     # No cloud configured: a relay on loopback, so camera -> gateway -> relay -> viewer
@@ -91,14 +95,14 @@ def planned_children(host: str, port: int) -> list[Child]:
     return [relay, web, agent]
 
 
-def run_all(host: str, port: int) -> int:
+def run_all(host: str, port: int, tunnel_port: int) -> int:
     try:
         # Only a probe: the agent child takes the lock for itself.
         os.close(hold_agent_lock(config.data_dir()))
     except AgentAlreadyRunning as error:
         log.error("camgate run: %s; stop it first", error)
         return 1
-    children = planned_children(host, port)
+    children = planned_children(host, port, tunnel_port)
     stopping = False
 
     def request_stop(signum, _frame):

@@ -63,7 +63,7 @@ def gateway(tmp_path_factory):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = camgate_env(data_dir)
-    with camgate_process(["web", "--port", str(port)], env, data_dir / "web.log"):
+    with camgate_process(["web", "--port", str(port), "--tunnel-port", "0"], env, data_dir / "web.log"):
         wait_for_http(f"{base}/healthz", timeout=60)
         status, body = http_json("POST", f"{base}/api/auth-token/", {"username": "admin", "password": "admin"})
         assert status == 200, body

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from camgate.cameras.models import Camera
+from camgate.web import throttle
+from camgate.web.models import LoginThrottle
 from tests.conftest import make_token
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +135,78 @@ def test_an_edit_that_restarts_the_tunnel_answers_connecting_and_one_that_does_n
     restarted = api.post(f"/api/edit-camera/{camera_id}/", {"ip": "10.0.0.9"}, format="json").json()
     assert restarted["tunnel"]["state"] == "connecting" and restarted["tunnel"]["endpoints"] == []
     assert (restarted["pid"], restarted["is_active"]) == (None, False)
+
+
+# --- the sign-in throttle on POST /api/auth-token/ (the login page's rule and count) ---
+
+def ask_token(password, username="super", address="192.0.2.7", **meta):
+    client = APIClient()
+    return client.post("/api/auth-token/", {"username": username, "password": password}, format="json",
+                       REMOTE_ADDR=address, **meta)
+
+
+def test_auth_token_locks_after_five_wrong_passwords_even_for_the_right_one(admin_user):
+    for _ in range(throttle.LIMIT - 1):
+        assert ask_token("wrong").status_code == 400
+    response = ask_token("wrong")
+    assert response.status_code == 429
+    assert response["Retry-After"] == "300"
+    assert response.json() == {"detail": "Too many failed sign-in attempts for this user from your address. "
+                                         "Try again in 5 minutes."}
+    # The right password is not even checked while locked: guessing gains nothing.
+    response = ask_token("1234")
+    assert response.status_code == 429 and 1 <= int(response["Retry-After"]) <= 300
+    assert "token" not in response.json()
+
+    # Another client is not affected, and its success answer is byte for byte DRF's.
+    response = ask_token("1234", address="192.0.2.8")
+    token = Token.objects.get(user=admin_user).key
+    assert response.status_code == 200 and response.content == b'{"token":"' + token.encode() + b'"}'
+
+
+def test_login_page_and_api_share_one_count(admin_user):
+    for _ in range(2):
+        Client().post("/login/", {"username": "super", "password": "wrong"}, REMOTE_ADDR="192.0.2.7")
+    for _ in range(2):
+        assert ask_token("wrong").status_code == 400
+    assert ask_token("wrong").status_code == 429  # the fifth failure, counted across both
+    response = Client().post("/login/", {"username": "super", "password": "1234"}, REMOTE_ADDR="192.0.2.7")
+    assert response.status_code == 429 and response["Retry-After"]
+
+
+def test_auth_token_success_clears_the_count_and_empty_passwords_do_not_count(admin_user):
+    for _ in range(throttle.LIMIT - 1):
+        ask_token("wrong")
+    assert ask_token("1234").status_code == 200
+    assert not LoginThrottle.objects.exists()
+    for _ in range(throttle.LIMIT + 2):
+        assert ask_token("").status_code == 400
+    assert ask_token("1234").status_code == 200
+
+
+@pytest.mark.parametrize("username", [7, "SUPER", " super "])
+def test_the_username_cannot_be_reworded_for_more_guesses(db, django_user_model, username):
+    django_user_model.objects.create_user("super", password="1234")
+    django_user_model.objects.create_user("7", password="1234")
+    name = "7" if username == 7 else "super"
+    for _ in range(throttle.LIMIT):
+        ask_token("wrong", username=username)
+    assert ask_token("1234", username=name).status_code == 429
+
+
+def test_tunnel_clients_share_one_bucket_that_does_not_lock_the_lan_out(admin_user):
+    tunnel = {"HTTP_X_CAMGATE_ORIGIN": "tunnel"}
+    for attempt in range(throttle.LIMIT):
+        # The agent delivers every tunnel client from loopback, a trusted proxy address;
+        # a rotating X-Forwarded-For must not buy a fresh count.
+        ask_token("wrong", address="127.0.0.1", HTTP_X_FORWARDED_FOR=f"198.51.100.{attempt}", **tunnel)
+    assert ask_token("1234", address="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.99", **tunnel).status_code == 429
+    # The admin on the LAN, directly or through the local proxy, is not locked out.
+    assert ask_token("1234", address="192.168.1.10").status_code == 200
+    assert ask_token("1234", address="127.0.0.1", HTTP_X_FORWARDED_FOR="192.168.1.10").status_code == 200
+    assert ask_token("1234", address="127.0.0.1").status_code == 200
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", {"username": ["super"], "password": "x"}, {"username": True, "password": "x"}])
+def test_auth_token_odd_bodies_are_400_not_500(admin_user, body):
+    assert APIClient().post("/api/auth-token/", body, format="json").status_code == 400

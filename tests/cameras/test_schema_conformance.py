@@ -15,6 +15,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from camgate.cameras.models import Camera, TunnelStatus
+from camgate.web import throttle
 from tests.conftest import make_token
 from tests.support.openapi import SchemaProblem, check_response, to_jsonschema
 
@@ -87,6 +88,7 @@ CASES = {
         anonymous(), "/api/auth-token/", raw=TOO_BIG),
     ("/api/auth-token/", "post", 415, "text/plain"): lambda api, ids, user, mp: _post(
         anonymous(), "/api/auth-token/", raw='{"username": "super"}', content_type="text/plain"),
+    ("/api/auth-token/", "post", 429, "too many wrong passwords"): lambda api, ids, user, mp: _locked_out(),
 
     ("/api/cameras/", "get", 200, "list"): lambda api, ids, user, mp: api.get("/api/cameras/"),
     ("/api/cameras/", "get", 401, "no token"): lambda api, ids, user, mp: anonymous().get("/api/cameras/"),
@@ -166,6 +168,12 @@ def _with_header(value: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=value)
     return client
+
+
+def _locked_out():
+    for _ in range(throttle.LIMIT):
+        _post(anonymous(), "/api/auth-token/", {"username": "super", "password": "nope"})
+    return _post(anonymous(), "/api/auth-token/", {"username": "super", "password": "1234"})
 
 
 def _restart_ok(api, monkeypatch):

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from camgate import config
+from camgate.agent.plan import UplinkSettings
 from tests.deploy.nginx_template import NGINX_CONF, TemplateMismatch, render
 from tests.deploy.support import DEPLOY, REPO
 
@@ -30,7 +31,8 @@ SYSTEMD = DEPLOY / "systemd"
 README = REPO / "README.md"
 
 RELAY_SETTINGS = {"CAMGATE_UPLINK_HOST", "CAMGATE_UPLINK_TLS", "CAMGATE_PROVISIONING_URL", "CAMGATE_RELAY_ADMIN_TOKEN", "CAMGATE_SSH_PORT"}
-DEPLOYMENT_SETTINGS = {"CAMGATE_STATIC_ROOT", "CAMGATE_WEB_HOST", "CAMGATE_WEB_PORT", "CAMGATE_SCHEMA_WAIT_SECONDS"}
+DEPLOYMENT_SETTINGS = {"CAMGATE_STATIC_ROOT", "CAMGATE_WEB_HOST", "CAMGATE_WEB_PORT", "CAMGATE_WEB_TUNNEL_PORT",
+                       "CAMGATE_SCHEMA_WAIT_SECONDS"}
 
 
 # --- small readers ---------------------------------------------------------------------
@@ -216,7 +218,7 @@ def test_ports_match_the_readme_and_nginx_conf():
     assert re.search(rf"^\s*listen {container_port};", nginx_conf(), re.M)
     upstream_host, upstream_port = nginx_upstream()
     assert upstream_host == "web"
-    assert services["web"]["expose"] == [str(upstream_port)]
+    assert services["web"]["expose"] == [str(upstream_port), services["web"]["environment"]["CAMGATE_WEB_TUNNEL_PORT"]]
     assert services["web"]["environment"]["CAMGATE_WEB_PORT"] == str(upstream_port)
     assert readme_services() == {"nginx": (int(host_port), True), "web": (upstream_port, False), "agent": (None, False)}
 
@@ -232,6 +234,27 @@ def test_health_checks_and_trusted_proxies():
     assert "/nginx-health" in " ".join(services["nginx"]["healthcheck"]["test"])
     assert "location = /nginx-health" in nginx_conf()
     assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def test_the_gateway_tunnel_reaches_the_web_servers_tunnel_port_in_every_install(monkeypatch):
+    """The agent delivers internet users from its own address, which the web server's
+    main port trusts as a proxy's (loopback; compose's subnet): the gateway tunnel's web
+    forward must name the tunnel port, where nothing they say is believed."""
+    services = compose()["services"]
+    web, agent = services["web"]["environment"], services["agent"]["environment"]
+    assert (agent["CAMGATE_GATEWAY_HTTP_HOST"], agent["CAMGATE_GATEWAY_HTTP_PORT"]) == ("web", web["CAMGATE_WEB_TUNNEL_PORT"])
+    assert web["CAMGATE_WEB_TUNNEL_PORT"] != web["CAMGATE_WEB_PORT"]
+
+    web_command = shlex.split(unit("camgate-web.service")["ExecStart"][-1])
+    agent_command = shlex.split(unit("camgate-agent.service")["ExecStart"][-1])
+    assert "CAMGATE_WEB_TUNNEL_PORT=8001" in web_command and "CAMGATE_WEB_PORT=8000" in web_command
+    assert {"CAMGATE_GATEWAY_HTTP_HOST=127.0.0.1", "CAMGATE_GATEWAY_HTTP_PORT=8001"} <= set(agent_command)
+
+    # Without any setting, `camgate agent` aims where `camgate web` and the entrypoint listen.
+    monkeypatch.delenv("CAMGATE_GATEWAY_HTTP_PORT", raising=False)
+    defaults = {setting.name: setting.default for setting in config.SETTINGS}
+    assert defaults["CAMGATE_GATEWAY_HTTP_PORT"] == "8001" == str(UplinkSettings.from_environment().gateway_http_port)
+    assert '--tunnel-port "${CAMGATE_WEB_TUNNEL_PORT:-8001}"' in ENTRYPOINT.read_text()
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -306,7 +329,7 @@ def test_systemd_units(service):
     assert "CAMGATE_DATA_DIR=/var/lib/camgate" in command
     if service == "web":
         assert f"CAMGATE_STATIC_ROOT={nginx_static_root()}" in command
-        assert {"CAMGATE_WEB_HOST=127.0.0.1", "CAMGATE_WEB_PORT=8000"} <= set(command)
+        assert {"CAMGATE_WEB_HOST=127.0.0.1", "CAMGATE_WEB_PORT=8000", "CAMGATE_WEB_TUNNEL_PORT=8001"} <= set(command)
 
 
 def test_systemd_target_and_readme_install_agree():

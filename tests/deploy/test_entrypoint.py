@@ -24,7 +24,7 @@ ENTRYPOINT = DEPLOY / "entrypoint.sh"
 def entrypoint_env(tmp_path: Path, port: int | None = None, **extra) -> dict:
     shims = write_camgate_shim(tmp_path / "bin")
     env = app_env(tmp_path / "data", CAMGATE_STATIC_ROOT=str(tmp_path / "static"), CAMGATE_WEB_HOST="127.0.0.1",
-                  CAMGATE_WEB_PORT=str(port or free_port()), **extra)
+                  CAMGATE_WEB_PORT=str(port or free_port()), CAMGATE_WEB_TUNNEL_PORT=str(free_port()), **extra)
     env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
     return env
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import inspect
 import json
+import socket
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -52,7 +53,8 @@ class Stack:
         return f"http://127.0.0.1:{self.nginx_port}"
 
     def start_app(self) -> None:
-        self._app = camgate_process(["web", "--host", "127.0.0.1", "--port", str(self.app_port)], self.env, self.app_log)
+        args = ["web", "--host", "127.0.0.1", "--port", str(self.app_port), "--tunnel-port", str(free_port())]
+        self._app = camgate_process(args, self.env, self.app_log)
         self._app.__enter__()
         wait_for_http(f"http://127.0.0.1:{self.app_port}/healthz")
 
@@ -199,6 +201,21 @@ def test_body_limit_matches_django(stack, admin_token):
     log = stack.nginx.error_log()
     assert "client intended to send too large body" in log
     assert "client intended to send too large chunked body" in log
+
+
+def test_slow_clients_at_nginx_stop_nobody(stack):
+    # nginx reads whole requests before it passes them on; its own limits (worker
+    # connections, header timeout) must leave room for the normal client too.
+    held = []
+    try:
+        for _ in range(300):
+            client = socket.create_connection(("127.0.0.1", stack.nginx_port), timeout=15)
+            client.sendall(b"GET /api/cameras/ HTTP/1.1\r\nHost: gw\r\n")
+            held.append(client)
+        assert call(stack.base, "GET", "/healthz") == (200, {"status": "ok"})
+    finally:
+        for client in held:
+            client.close()
 
 
 def test_health_endpoint_through_nginx(stack):

@@ -45,6 +45,7 @@ def test_five_failures_lock_the_username_from_that_address(client, default_admin
     assert response.status_code == 429
     assert b"Too many failed sign-in attempts" in response.content
     assert b"Try again in 5 minutes" in response.content
+    assert response["Retry-After"] == "300"
 
     # While locked, even the right password is not checked.
     response = login(client, "admin")
@@ -53,6 +54,20 @@ def test_five_failures_lock_the_username_from_that_address(client, default_admin
 
     # Another address is not affected, so an attacker cannot lock the real admin out.
     assert login(client, "admin", address="192.0.2.8").status_code == 302
+
+
+def test_tunnel_clients_have_one_bucket_apart_from_the_lan(client, default_admin):
+    # Everyone behind the gateway's own tunnel arrives from the agent on loopback (a
+    # trusted proxy address): their X-Forwarded-For is not believed, so rotating it buys
+    # nothing, and their failures do not lock anyone out on the LAN.
+    def from_loopback(password, **meta):
+        return client.post("/login/", {"username": "admin", "password": password}, REMOTE_ADDR="127.0.0.1", **meta)
+
+    tunnel = {"HTTP_X_CAMGATE_ORIGIN": "tunnel"}
+    for attempt in range(throttle.LIMIT):
+        from_loopback("wrong", HTTP_X_FORWARDED_FOR=f"198.51.100.{attempt}", **tunnel)
+    assert from_loopback("admin", HTTP_X_FORWARDED_FOR="198.51.100.9", **tunnel).status_code == 429
+    assert from_loopback("admin", HTTP_X_FORWARDED_FOR="192.168.1.10").status_code == 302
 
 
 def test_the_lock_expires(client, default_admin):

@@ -23,8 +23,11 @@ class UplinkSettings:
     cafile: str | None = None
     provisioning_url: str = DEFAULT_PROVISIONING_URL
     gateway_tunnel: bool = True
+    # The web server's tunnel port (`camgate web`'s --tunnel-port, its port + 1): requests
+    # there are never taken for a trusted proxy's, though the agent sends them from
+    # loopback on behalf of anyone on the internet.
     gateway_http_host: str = "127.0.0.1"
-    gateway_http_port: int = 8000
+    gateway_http_port: int = 8001
     ssh_host: str = "127.0.0.1"
     ssh_port: int = 22  # 0: no SSH forward
     # The relay is camgate's own on loopback (`camgate run` with no cloud set): a camera

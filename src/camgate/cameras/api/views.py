@@ -6,6 +6,8 @@ auth-token requires a token (or a browser session); errors name the field at fau
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -33,6 +35,7 @@ from camgate.cameras.api.serializers import (
 from camgate.cameras import services, validation
 from camgate.cameras.models import Camera
 from camgate.cameras.resolution import resolve_camera
+from camgate.web import throttle
 
 # What the schema says about the answers every route shares. The bodies are DRF's (and
 # BodySizeLimitMiddleware's): tests/cameras/test_schema_conformance.py checks each one
@@ -58,6 +61,11 @@ TOO_LARGE = OpenApiResponse(
 )
 UNSUPPORTED_MEDIA_TYPE = OpenApiResponse(
     ErrorDetailSerializer, description="The body is not JSON, form-encoded or multipart."
+)
+THROTTLED = OpenApiResponse(
+    ErrorDetailSerializer,
+    description="Too many wrong passwords for this username from this client (the login page's rule, and the same "
+    "count): the password is not checked until the `Retry-After` header's seconds have passed.",
 )
 
 # The reference's examples (the schema's examples are also what schemathesis starts from).
@@ -127,10 +135,49 @@ class AuthTokenView(ObtainAuthToken):
             ),
             413: TOO_LARGE,
             415: OpenApiResponse(ErrorDetailSerializer, description="The body is not JSON nor a form."),
+            429: THROTTLED,
         },
     )
     def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+        username, password = _submitted_credentials(request.data)
+        key = throttle.key_for(request, username) if username is not None else None
+        remaining = throttle.locked_for(key) if key else None
+        if remaining:
+            # Locked: the password is not even checked, so guessing gains nothing.
+            return _throttled(remaining)
+        try:
+            # DRF's own answer, untouched: VMSs split its bytes on '{"token":"'.
+            response = super().post(request, *args, **kwargs)
+        except ValidationError:
+            if key and password:
+                if throttle.record_failure(key) == 0:
+                    return _throttled(throttle.LOCKOUT)
+            raise
+        if key:
+            throttle.clear(key)
+        return response
+
+
+def _submitted_credentials(data) -> tuple[str | None, str]:
+    """The username and password as AuthTokenSerializer will read them (its CharFields
+    take numbers too, so {"username": 7} must count against user "7"), or None for a
+    username it will refuse anyway."""
+    if not isinstance(data, Mapping):
+        return None, ""
+    username, password = data.get("username"), data.get("password")
+
+    def as_text(value):
+        return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+    return as_text(username), as_text(password) or ""
+
+
+def _throttled(remaining) -> Response:
+    return Response(
+        {"detail": throttle.locked_message(remaining)},
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(throttle.retry_after_seconds(remaining))},
+    )
 
 
 class CameraListView(APIView):

@@ -52,8 +52,8 @@ def login_view(request):
             return redirect(next_url)
         return render(request, "web/login.html", {"form": LoginForm(request), "next": next_url})
 
-    username = request.POST.get("username", "")[:150]
-    key = throttle.throttle_key(username, request.META.get("REMOTE_ADDR", ""))
+    username = request.POST.get("username", "")[: throttle.USERNAME_MAX]
+    key = throttle.key_for(request, username)
     remaining = throttle.locked_for(key)
     if remaining:
         # Locked: the password is not even checked, so guessing gains nothing.
@@ -79,11 +79,10 @@ def login_view(request):
 
 
 def _locked(request, form, next_url, remaining):
-    message = (
-        f"Too many failed sign-in attempts for this user from your address. "
-        f"Try again in {throttle.describe_wait(remaining)}."
-    )
-    return render(request, "web/login.html", {"form": form, "next": next_url, "locked": message}, status=429)
+    context = {"form": form, "next": next_url, "locked": throttle.locked_message(remaining)}
+    response = render(request, "web/login.html", context, status=429)
+    response["Retry-After"] = str(throttle.retry_after_seconds(remaining))
+    return response
 
 
 @csrf_protect

@@ -1,0 +1,76 @@
+"""gunicorn serving the Django app on a private Unix socket, behind the web front.
+
+`camgate web` starts this as its child (see camgate.front.service); it is not a command
+of its own. Only the front connects to the socket: it sends each request whole, with a
+PROXY protocol line naming the client, so REMOTE_ADDR is the client's address.
+
+    python -m camgate.appserver --bind unix:PATH --workers N --parent PID
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "camgate.settings")
+
+THREADS = 4
+GRACEFUL_TIMEOUT_S = 8  # the front gives its child a little more before it kills it
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: have the kernel send us SIGTERM when the front dies, however it dies, so a
+    killed `camgate web` never leaves gunicorn serving a socket nobody reaches."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # it died before the prctl took effect
+        sys.exit(1)
+
+
+def serve(bind: str, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from camgate.wsgi import application
+
+    class AppServer(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", THREADS)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT_S)
+            # The front's PROXY line gives the client's address. Only the front can
+            # reach this socket, and it never lets a client's own PROXY line through.
+            self.cfg.set("proxy_protocol", True)
+            self.cfg.set("proxy_allow_ips", "*")
+            # gunicorn believes every peer of a Unix socket as a proxy; Django's
+            # TrustedProxyMiddleware alone decides what X-Forwarded-* headers mean.
+            self.cfg.set("forwarded_allow_ips", "")
+            self.cfg.set("secure_scheme_headers", {})
+            self.cfg.set("forwarder_headers", "")
+
+        def load(self):
+            return application
+
+    AppServer().run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m camgate.appserver")
+    parser.add_argument("--bind", required=True, help="unix:PATH")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--parent", type=int, required=True, help="pid of the front")
+    args = parser.parse_args(argv)
+    die_with_parent(args.parent)
+    serve(args.bind, args.workers)
+
+
+if __name__ == "__main__":
+    main()
