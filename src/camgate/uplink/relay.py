@@ -45,6 +45,10 @@ MAX_PAYLOAD_ACCEPTED = 64 * 1024
 _MAX_MESSAGE = 1024 * 1024  # WebSocket messages beyond this end the tunnel (aiohttp limit)
 # Devices enrolled by serial get camids from here up, clear of the ids a VMS assigns.
 ENROLLED_CAMID_BASE = 1_000_000_000
+# The gateway keeps a camid in a signed 64-bit column; a larger one is of no use, and a
+# path of thousands of digits must not reach int() (Python refuses past 4300 digits).
+MAX_CAMID = 2**63 - 1
+CAMID_RULE = f"camid must be an integer from 0 to {MAX_CAMID}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,18 @@ class _BadRequest(Exception):
         super().__init__(message)
         self.field = field_name
         self.message = message
+
+
+def _header(request: web.Request, name: str) -> str:
+    """A header as text; "" when it is not UTF-8, since no token, password or admin token
+    is anything but UTF-8 (aiohttp hands such bytes on as surrogates, which nothing
+    downstream can encode)."""
+    value = request.headers.get(name, "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return value
 
 
 def _json_error(status: int, message: str, field_name: str | None = None) -> web.Response:
@@ -229,7 +245,7 @@ class RelayServer:
         return app
 
     def _device_from_token(self, request: web.Request) -> Device | None:
-        token = request.headers.get("Authorization", "").strip()
+        token = _header(request, "Authorization").strip()
         # The reference agent sends the raw token; tolerate a "Bearer " prefix, which
         # base64 can never start with, so nothing is ambiguous.
         if token.lower().startswith("bearer "):
@@ -261,7 +277,7 @@ class RelayServer:
     def _admin_denied(self, request: web.Request) -> web.Response | None:
         if not self.config.admin_token:
             return _json_error(401, "admin API disabled: the relay has no admin token")
-        header = request.headers.get("Authorization", "")
+        header = _header(request, "Authorization")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             presented.strip().encode(), self.config.admin_token.encode()
@@ -281,7 +297,7 @@ class RelayServer:
             response = _json_error(429, "too many failed attempts from this address; try again later")
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
-        password = request.headers.get("Authorization", "").strip()
+        password = _header(request, "Authorization").strip()
         device = self.store.device_for_serial(serial, password) if password else None
         if device is None and password and self.config.open_enrollment:
             device = self._enroll_serial(serial, password)
@@ -300,8 +316,8 @@ class RelayServer:
         if denied := self._admin_denied(request):
             return denied
         text = request.match_info["camid"]
-        if not text.isdigit() or not text.isascii():
-            return _json_error(400, "camid must be a non-negative integer", "camid")
+        if not text.isdigit() or not text.isascii() or len(text) > len(str(MAX_CAMID)) or int(text) > MAX_CAMID:
+            return _json_error(400, CAMID_RULE, "camid")
         return int(text)
 
     async def _device_lookup(self, request: web.Request) -> web.Response:
@@ -334,6 +350,8 @@ class RelayServer:
             body = await request.json()
         except ValueError:
             return _json_error(400, "body must be JSON", "body")
+        except RecursionError:
+            return _json_error(400, "body must be JSON nested less deeply", "body")
         try:
             camid, cmngrid, serial, password = _parse_device_body(body)
         except _BadRequest as exc:
@@ -497,8 +515,8 @@ def _parse_device_body(body: Any) -> tuple[int, int, str | None, str | None]:
     if not isinstance(body, dict):
         raise _BadRequest("body", "body must be a JSON object")
     camid = body.get("camid")
-    if isinstance(camid, bool) or not isinstance(camid, int) or camid < 0:
-        raise _BadRequest("camid", "camid is required and must be a non-negative integer")
+    if isinstance(camid, bool) or not isinstance(camid, int) or not 0 <= camid <= MAX_CAMID:
+        raise _BadRequest("camid", f"camid is required: {CAMID_RULE}")
     cmngrid = body.get("cmngrid", 0)
     if isinstance(cmngrid, bool) or not isinstance(cmngrid, int) or cmngrid < 0:
         raise _BadRequest("cmngrid", "cmngrid must be a non-negative integer")
