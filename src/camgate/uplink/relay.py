@@ -11,7 +11,8 @@ Routes (uplink protocol, sections 2-5, and camgate's admin API):
     DELETE /api/devices/<camid>          Bearer <admin token>      forget a device
 
 A device's forwards keep their public port across reconnects and relay restarts: the
-port is remembered per (camid, forward name) in the relay's state.
+port is remembered per (camid, forward name) in the relay's state, for the forwards the
+device announces and, for a grace period, those it announced before (relay_store.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from aiohttp import WSMsgType, web
 
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
 from .ratelimit import FailureLimiter
-from .relay_store import Device, RelayStore
+from .relay_store import PREVIOUS_PORTS_GRACE_S, Device, RelayStore
 from .session import FlowLimits, LivenessTimes, Role, TunnelSession
 from .tokens import InvalidToken, decode_access_token, encode_access_token
 
@@ -64,6 +65,8 @@ class RelayConfig:
     # across reconnects while the port stays free.
     port_range: tuple[int, int] | None = (20000, 29999)
     state_path: str | None = None
+    # How long a device keeps the ports of forwards it stopped announcing.
+    previous_ports_grace: float = PREVIOUS_PORTS_GRACE_S
     tls_cert: str | None = None
     tls_key: str | None = None
     max_connections: int = LIMITS.max_connections
@@ -138,7 +141,7 @@ class RelayTunnel:
 class RelayServer:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.store = RelayStore(config.state_path)
+        self.store = RelayStore(config.state_path, config.previous_ports_grace)
         self.tunnels: dict[int, RelayTunnel] = {}
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
@@ -432,6 +435,7 @@ class RelayServer:
                 # Re-issued or deleted while we waited: this token is no longer valid.
                 await ws.close(code=1008, message=b"invalid token")
                 return ws
+            self.store.hold_forwards(device.camid, [f.name for f in hello.forwards])
             await self._open_listeners(tunnel)
             self.tunnels[device.camid] = tunnel
         # camgate's extension message (a reference agent ignores a TEXT after the hello):
