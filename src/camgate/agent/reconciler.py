@@ -21,6 +21,8 @@ from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
+from camgate.log_rate import limit_repeated_errors
+from camgate.process_limits import raise_open_files_limit
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
 
@@ -194,10 +196,12 @@ def run_agent() -> None:
     """`camgate agent`: run until SIGTERM or SIGINT."""
 
     async def main() -> None:
+        limit_repeated_errors()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await Agent(UplinkSettings.from_environment(), config.gateway_uuid()).run(stop)
 
+    raise_open_files_limit()  # a socket per tunnel and per viewer connection
     asyncio.run(main())

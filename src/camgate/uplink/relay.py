@@ -30,6 +30,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from camgate.log_rate import limit_repeated_errors
+from camgate.process_limits import raise_open_files_limit
+
+from .connection_guard import ConnectionGuard, ConnectionLimits, GuardedSite
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
 from .ratelimit import FailureLimiter
 from .relay_store import PREVIOUS_PORTS_GRACE_S, Device, RelayStore
@@ -76,6 +80,8 @@ class RelayConfig:
     open_enrollment: bool = False
     limits: FlowLimits = field(default_factory=FlowLimits)
     liveness: LivenessTimes = field(default_factory=LivenessTimes)
+    # Header, idle and body timeouts and caps for connections that carry no tunnel yet.
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def __repr__(self) -> str:  # keep the admin token out of logs
         return f"RelayConfig(host={self.host!r}, port={self.port}, public_host={self.public_host!r})"
@@ -146,6 +152,7 @@ class RelayServer:
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
         self._provisioning_failures = FailureLimiter()
+        self.guard = ConnectionGuard(config.connections)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = self._make_app()
@@ -160,10 +167,12 @@ class RelayServer:
                 raise ValueError("TLS needs both a certificate and a key")
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.guard.ssl_context = ssl_context
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, keepalive_timeout=config.connections.idle_timeout
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, config.port, ssl_context=ssl_context, reuse_address=True)
-        await site.start()
+        await GuardedSite(self._runner, config.host, config.port, self.guard).start()
         self.port = self._runner.addresses[0][1]
         if not config.admin_token:
             log.warning("relay has no admin token: the admin API refuses every request")
@@ -174,6 +183,7 @@ class RelayServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.guard.close()
 
     @property
     def tls(self) -> bool:
@@ -233,7 +243,7 @@ class RelayServer:
     # --- HTTP ---------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[self.guard.middleware])
         app.add_routes(
             [
                 web.get("/v1/token", self._provision),
@@ -350,7 +360,9 @@ class RelayServer:
         if denied := self._admin_denied(request):
             return denied
         try:
-            body = await request.json()
+            body = await asyncio.wait_for(request.json(), self.config.connections.body_timeout)
+        except asyncio.TimeoutError:
+            return _json_error(408, f"body not received within {self.config.connections.body_timeout:g} s", "body")
         except ValueError:
             return _json_error(400, "body must be JSON", "body")
         except RecursionError:
@@ -399,6 +411,7 @@ class RelayServer:
             protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
         )
         await ws.prepare(request)
+        self.guard.trust(request)  # a device's tunnel from here on: its own limits apply
         label = f"relay camid {device.camid}"
         try:
             hello = await _receive_hello(ws)
@@ -546,6 +559,7 @@ def run_relay(config: RelayConfig) -> None:
     """Run the relay until SIGTERM or SIGINT, then close tunnels and listeners."""
 
     async def main() -> None:
+        limit_repeated_errors()
         server = await start_relay(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -557,4 +571,5 @@ def run_relay(config: RelayConfig) -> None:
         finally:
             await server.close()
 
+    raise_open_files_limit()  # before the guard sizes its cap from the limit
     asyncio.run(main())
