@@ -64,21 +64,29 @@ class Agent:
             if planned is None or planned.spec is None:
                 return {"ok": False, "error": "the gateway's tunnel is disabled (CAMGATE_GATEWAY_TUNNEL=false)"}
             await self._stop_client(GATEWAY_STATUS_KEY)
-            client = self._start_client(planned)
-        status = await self._wait_for_outcome(client, RESTART_WAIT_S)
+            self._start_client(planned)
+        status = await self._wait_for_gateway_outcome(RESTART_WAIT_S)
         if status.state is TunnelState.UP:
             return {"ok": True}
         reason = status.reason or status.last_error or "no answer from the relay"
         return {"ok": False, "error": f"gateway tunnel restarted but not up after {RESTART_WAIT_S:g} s: {reason}"}
 
-    async def _wait_for_outcome(self, client: TunnelClient, timeout: float) -> ClientStatus:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            status = client.status
-            if status.state in (TunnelState.UP, TunnelState.FAILED):
+    async def _wait_for_gateway_outcome(self, timeout: float) -> ClientStatus:
+        """How the gateway's tunnel ends up: up, failed, or still neither at ``timeout``.
+
+        Followed through whichever client serves it at each moment, not the one this
+        restart started: a later restart (or a reconcile) replaces that one, and the
+        restart that won is the one whose outcome every caller wants to hear."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            client = self.clients.get(GATEWAY_STATUS_KEY)  # None while one replaces another
+            status = client.status if client is not None else None
+            if status is not None and status.state in (TunnelState.UP, TunnelState.FAILED):
                 return status
+            if loop.time() >= deadline:
+                return status or ClientStatus(GATEWAY_STATUS_KEY, TunnelState.STOPPED, "the tunnel was stopped")
             await asyncio.sleep(0.1)
-        return client.status
 
     # --- reconciling ----------------------------------------------------------------
 
