@@ -3,7 +3,8 @@
 Left to itself, aiohttp keeps a connection that sends nothing open for an hour and waits
 for the rest of a request's headers for ever, so about a thousand idle sockets use up
 the common limit of 1024 open files: the relay then accepts no tunnel, API call or
-viewer. Every connection to that port therefore goes through a :class:`GuardedConnection`
+viewer. Every connection to that port is therefore accepted by camgate itself (see
+guarded_listener.py), counted at once, and served through a :class:`GuardedConnection`
 in front of aiohttp's own protocol, which
 
 - closes it when a request's headers are not complete ``header_timeout`` seconds after
@@ -26,6 +27,7 @@ import asyncio
 import ipaddress
 import logging
 import resource
+import socket
 import ssl
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -43,15 +45,16 @@ class ConnectionLimits:
     body_timeout: float = 10.0  # for the body of an admin API call
     per_address: int = 128
     young: float = 1.0
-    # None: a quarter of the open-files limit (at least 64), so connections that have
-    # proven nothing can never take the descriptors tunnels and viewers need.
+    # None: an eighth of the open-files limit (at least 32), so connections that have
+    # proven nothing never take the descriptors tunnels and viewers need; nor do those
+    # asyncio accepts in one go (up to the listen backlog, 128) before any is counted.
     total: int | None = None
 
     def total_or_default(self) -> int:
         if self.total is not None:
             return self.total
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        return max(64, soft // 4) if soft != resource.RLIM_INFINITY else 1 << 18
+        return max(32, soft // 8) if soft != resource.RLIM_INFINITY else 1 << 17
 
 
 def address_key(peer: Any) -> str:
@@ -69,11 +72,11 @@ def address_key(peer: Any) -> str:
 
 
 class GuardedConnection(asyncio.Protocol):
-    """Stands in front of one aiohttp request handler: admits, times and evicts it."""
+    """Stands in front of one aiohttp request handler: times it, and closes it when told."""
 
-    def __init__(self, guard: ConnectionGuard) -> None:
+    def __init__(self, guard: ConnectionGuard, key: str) -> None:
         self.guard = guard
-        self.key = ""
+        self.key = key
         self.raw: asyncio.Transport | None = None  # the TCP transport, under any TLS
         self.transport: asyncio.BaseTransport | None = None  # what aiohttp was given
         self.inner: asyncio.Protocol | None = None
@@ -92,10 +95,6 @@ class GuardedConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.raw = transport
-        self.key = address_key(transport.get_extra_info("peername"))
-        if not self.guard.admit(self):
-            transport.abort()
-            return
         self._arm(self.guard.limits.header_timeout)  # the TLS handshake counts too
         if self.guard.ssl_context is None:
             self._attach(transport)
@@ -213,6 +212,22 @@ class ConnectionGuard:
         self.evicted = 0
         self.refused = 0
 
+    def accept(self, sock: socket.socket, peer: Any) -> None:
+        """A connection accept() has just returned: count it and serve it, or close it
+        at once (before asyncio has spent anything on it)."""
+        conn = GuardedConnection(self, address_key(peer))
+        if not self.admit(conn):
+            sock.close()
+            return
+        self.spawn(self._serve(conn, sock))
+
+    async def _serve(self, conn: GuardedConnection, sock: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: conn, sock)
+        except Exception:  # noqa: BLE001 - the peer went before its transport was made
+            sock.close()
+            self.release(conn)
+
     def counted(self, key: str | None = None) -> int:
         """Connections that carry no tunnel (from ``key`` only, when given)."""
         return len(self._counted) if key is None else len(self._by_address.get(key, ()))
@@ -234,7 +249,8 @@ class ConnectionGuard:
 
     def _evict_oldest_idle(self, group: OrderedDict[GuardedConnection, None], older_than: float = 0.0) -> bool:
         born_before = asyncio.get_running_loop().time() - older_than
-        victim = next((c for c in group if not c.busy), None)
+        # One without a transport yet is only being set up: the newest, in effect.
+        victim = next((c for c in group if not c.busy and c.raw is not None), None)
         if victim is None or victim.opened > born_before:
             return False
         self.evicted += 1
@@ -286,29 +302,3 @@ class ConnectionGuard:
 
 def _not_started() -> asyncio.Protocol:
     raise RuntimeError("the guard's site has not started")
-
-
-class GuardedSite(web.BaseSite):
-    """An aiohttp TCP site whose connections go through ``guard`` (TLS included)."""
-
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard) -> None:
-        super().__init__(runner)
-        self._host = host
-        self._port = port
-        self._guard = guard
-
-    @property
-    def name(self) -> str:
-        scheme = "https" if self._guard.ssl_context else "http"
-        return f"{scheme}://{self._host}:{self._port}"
-
-    async def start(self) -> None:
-        await super().start()
-        server = self._runner.server
-        assert server is not None
-        self._guard.handler_factory = server
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: GuardedConnection(self._guard), self._host, self._port,
-            backlog=self._backlog, reuse_address=True,
-        )

@@ -33,7 +33,8 @@ from aiohttp import WSMsgType, web
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
 
-from .connection_guard import ConnectionGuard, ConnectionLimits, GuardedSite
+from .connection_guard import ConnectionGuard, ConnectionLimits
+from .guarded_listener import GuardedSite
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
 from .ratelimit import FailureLimiter
 from .relay_store import PREVIOUS_PORTS_GRACE_S, Device, RelayStore
