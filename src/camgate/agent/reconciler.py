@@ -38,6 +38,10 @@ def endpoint_view(name: str, host: str, port: int) -> dict:
     return {"name": name, "proxy_host": host, "proxy_port": port, "url": f"{scheme}://{host}:{port}/"}
 
 
+def _settled(status: ClientStatus) -> bool:
+    return status.state in (TunnelState.UP, TunnelState.FAILED)
+
+
 class Agent:
     def __init__(self, settings: UplinkSettings, gateway_uuid: str) -> None:
         self.settings = settings
@@ -48,6 +52,7 @@ class Agent:
         self._status_changed = asyncio.Event()
         self._written: dict[str, store.StatusRecord] = {}
         self._lock = asyncio.Lock()
+        self._restarted: TunnelClient | None = None  # the gateway client the last restart started
 
     # --- the control socket ---------------------------------------------------------
 
@@ -63,8 +68,13 @@ class Agent:
             planned = self.plan.get(GATEWAY_STATUS_KEY)
             if planned is None or planned.spec is None:
                 return {"ok": False, "error": "the gateway's tunnel is disabled (CAMGATE_GATEWAY_TUNNEL=false)"}
-            await self._stop_client(GATEWAY_STATUS_KEY)
-            self._start_client(planned)
+            running = self.clients.get(GATEWAY_STATUS_KEY)
+            if running is None or running is not self._restarted or _settled(running.status):
+                await self._stop_client(GATEWAY_STATUS_KEY)
+                self._restarted = self._start_client(planned)
+            # else a restart asked for a moment ago is still on its way up: the tunnel it
+            # brings up is newer than this request too, so this one joins it rather than
+            # tearing it down (ten at once would otherwise take turns for ten times as long).
         status = await self._wait_for_gateway_outcome(RESTART_WAIT_S)
         if status.state is TunnelState.UP:
             return {"ok": True}
@@ -82,7 +92,7 @@ class Agent:
         while True:
             client = self.clients.get(GATEWAY_STATUS_KEY)  # None while one replaces another
             status = client.status if client is not None else None
-            if status is not None and status.state in (TunnelState.UP, TunnelState.FAILED):
+            if status is not None and _settled(status):
                 return status
             if loop.time() >= deadline:
                 return status or ClientStatus(GATEWAY_STATUS_KEY, TunnelState.STOPPED, "the tunnel was stopped")
