@@ -68,6 +68,23 @@ def test_a_camid_beyond_64_bits_is_a_400_on_access_token(api, camera, camid):
     assert Camera.objects.count() == 1 and Camera.objects.get().access_token == ""
 
 
+# Bug: JSON nested deeply *inside* a base64 access_token raised RecursionError in the
+# token decoder (the body itself is fine JSON): 500 on add-camera and edit-camera.
+@pytest.mark.parametrize("payload", [
+    '{"camid": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '{"a": ' * 100_000,
+    '{"camid": ' + "7" * 5000 + "}",  # past Python's 4300-digit int-from-text limit
+], ids=["nested arrays", "nested objects", "5000-digit camid"])
+def test_a_token_hiding_hostile_json_is_a_400_on_access_token(api, camera, payload):
+    token = base64.b64encode(payload.encode()).decode()
+    response = api.post("/api/add-camera/", {"ip": "10.0.0.2", "access_token": token}, format="json")
+    assert response.status_code == 400
+    assert "Invalid access token" in response.json()["access_token"][0]
+    response = api.post(f"/api/edit-camera/{camera['camera_id']}/", {"access_token": token}, format="json")
+    assert response.status_code == 400 and list(response.json()) == ["access_token"]
+    assert Camera.objects.count() == 1 and Camera.objects.get().access_token == ""
+
+
 @pytest.mark.parametrize("camid", [INT64_MAX, -(2**63), 0])
 def test_camids_at_the_64_bit_limits_are_stored(api, camid):
     response = api.post("/api/add-camera/", {"ip": "10.0.0.2", "access_token": token_with_camid(camid)}, format="json")

@@ -80,6 +80,10 @@ def test_uplink_and_cmngrid_types_are_checked():
         (b64({"camid": 1.5}), "integer camid"),
         (b64({"camid": True}), "integer camid"),
         (b64({"camid": None}), "integer camid"),
+        (b64('{"camid": ' + "1" * 5000 + "}"), "JSON"),  # past Python's int-from-text limit
+        (b64('{"camid": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"), "nested too deeply"),
+        (b64("[" * 100_000), "nested too deeply"),
+        (b64('{"a": ' * 100_000), "nested too deeply"),
     ],
 )
 def test_invalid_tokens(raw, message):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from camgate.cameras.models import Camera, TunnelStatus
@@ -60,6 +62,8 @@ def test_empty_serial_and_mac_are_null_in_the_api_too(api):
     ("ip", "   ", "This field is required."),
     ("access_token", "not-base64", "Invalid access token"),
     ("access_token", make_token(2**63), "does not fit in 64 bits"),  # was a 500 (OverflowError on save)
+    ("access_token", base64.b64encode(b'{"camid": 1, "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}").decode(),
+     "nested too deeply"),  # was a 500 (RecursionError in the token decoder)
     ("ip", "cam\x00era", "Null characters are not allowed."),
     ("http_port", "8\x000", "Enter a port number (1-65535)."),
     ("rtsp_port", "9" * 40, "Port must be between 1 and 65535."),

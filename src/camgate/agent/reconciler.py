@@ -22,6 +22,8 @@ from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
 from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
+from camgate.log_rate import limit_repeated_errors
+from camgate.process_limits import raise_open_files_limit
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
 
@@ -37,6 +39,10 @@ def endpoint_view(name: str, host: str, port: int) -> dict:
     return {"name": name, "proxy_host": host, "proxy_port": port, "url": f"{scheme}://{host}:{port}/"}
 
 
+def _settled(status: ClientStatus) -> bool:
+    return status.state in (TunnelState.UP, TunnelState.FAILED)
+
+
 class Agent:
     def __init__(self, settings: UplinkSettings, gateway_uuid: str) -> None:
         self.settings = settings
@@ -49,6 +55,7 @@ class Agent:
         self._lock = asyncio.Lock()
         # Passes completed: a positive signal that an edit has been seen (tests, ping).
         self.reconciles = 0
+        self._restarted: TunnelClient | None = None  # the gateway client the last restart started
 
     # --- the control socket ---------------------------------------------------------
 
@@ -67,22 +74,35 @@ class Agent:
             planned = self.plan.get(GATEWAY_STATUS_KEY)
             if planned is None or planned.spec is None:
                 return {"ok": False, "error": "the gateway's tunnel is disabled (CAMGATE_GATEWAY_TUNNEL=false)"}
-            await self._stop_client(GATEWAY_STATUS_KEY)
-            client = self._start_client(planned)
-        status = await self._wait_for_outcome(client, RESTART_WAIT_S)
+            running = self.clients.get(GATEWAY_STATUS_KEY)
+            if running is None or running is not self._restarted or _settled(running.status):
+                await self._stop_client(GATEWAY_STATUS_KEY)
+                self._restarted = self._start_client(planned)
+            # else a restart asked for a moment ago is still on its way up: the tunnel it
+            # brings up is newer than this request too, so this one joins it rather than
+            # tearing it down (ten at once would otherwise take turns for ten times as long).
+        status = await self._wait_for_gateway_outcome(RESTART_WAIT_S)
         if status.state is TunnelState.UP:
             return {"ok": True}
         reason = status.reason or status.last_error or "no answer from the relay"
         return {"ok": False, "error": f"gateway tunnel restarted but not up after {RESTART_WAIT_S:g} s: {reason}"}
 
-    async def _wait_for_outcome(self, client: TunnelClient, timeout: float) -> ClientStatus:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            status = client.status
-            if status.state in (TunnelState.UP, TunnelState.FAILED):
+    async def _wait_for_gateway_outcome(self, timeout: float) -> ClientStatus:
+        """How the gateway's tunnel ends up: up, failed, or still neither at ``timeout``.
+
+        Followed through whichever client serves it at each moment, not the one this
+        restart started: a later restart (or a reconcile) replaces that one, and the
+        restart that won is the one whose outcome every caller wants to hear."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            client = self.clients.get(GATEWAY_STATUS_KEY)  # None while one replaces another
+            status = client.status if client is not None else None
+            if status is not None and _settled(status):
                 return status
+            if loop.time() >= deadline:
+                return status or ClientStatus(GATEWAY_STATUS_KEY, TunnelState.STOPPED, "the tunnel was stopped")
             await asyncio.sleep(0.1)
-        return client.status
 
     # --- reconciling ----------------------------------------------------------------
 
@@ -207,12 +227,14 @@ def run_agent() -> None:
         raise SystemExit(f"camgate agent: {error}") from None
 
     async def main() -> None:
+        limit_repeated_errors()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await Agent(UplinkSettings.from_environment(), config.gateway_uuid()).run(stop)
 
+    raise_open_files_limit()  # a socket per tunnel and per viewer connection
     try:
         asyncio.run(main())
     finally:

@@ -11,7 +11,8 @@ Routes (uplink protocol, sections 2-5, and camgate's admin API):
     DELETE /api/devices/<camid>          Bearer <admin token>      forget a device
 
 A device's forwards keep their public port across reconnects and relay restarts: the
-port is remembered per (camid, forward name) in the relay's state.
+port is remembered per (camid, forward name) in the relay's state, for the forwards the
+device announces and, for a grace period, those it announced before (relay_store.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from camgate.log_rate import limit_repeated_errors
+from camgate.process_limits import raise_open_files_limit
+
+from .connection_guard import ConnectionGuard, ConnectionLimits
+from .guarded_listener import GuardedSite
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
 from .ratelimit import FailureLimiter
-from .relay_store import Device, RelayStore
+from .relay_store import PREVIOUS_PORTS_GRACE_S, Device, RelayStore
 from .session import FlowLimits, LivenessTimes, Role, TunnelSession
 from .tokens import InvalidToken, decode_access_token, encode_access_token
 
@@ -45,6 +51,10 @@ MAX_PAYLOAD_ACCEPTED = 64 * 1024
 _MAX_MESSAGE = 1024 * 1024  # WebSocket messages beyond this end the tunnel (aiohttp limit)
 # Devices enrolled by serial get camids from here up, clear of the ids a VMS assigns.
 ENROLLED_CAMID_BASE = 1_000_000_000
+# The gateway keeps a camid in a signed 64-bit column; a larger one is of no use, and a
+# path of thousands of digits must not reach int() (Python refuses past 4300 digits).
+MAX_CAMID = 2**63 - 1
+CAMID_RULE = f"camid must be an integer from 0 to {MAX_CAMID}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class RelayConfig:
     # across reconnects while the port stays free.
     port_range: tuple[int, int] | None = (20000, 29999)
     state_path: str | None = None
+    # How long a device keeps the ports of forwards it stopped announcing.
+    previous_ports_grace: float = PREVIOUS_PORTS_GRACE_S
     tls_cert: str | None = None
     tls_key: str | None = None
     max_connections: int = LIMITS.max_connections
@@ -69,6 +81,8 @@ class RelayConfig:
     open_enrollment: bool = False
     limits: FlowLimits = field(default_factory=FlowLimits)
     liveness: LivenessTimes = field(default_factory=LivenessTimes)
+    # Header, idle and body timeouts and caps for connections that carry no tunnel yet.
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def __repr__(self) -> str:  # keep the admin token out of logs
         return f"RelayConfig(host={self.host!r}, port={self.port}, public_host={self.public_host!r})"
@@ -86,6 +100,18 @@ class _BadRequest(Exception):
         super().__init__(message)
         self.field = field_name
         self.message = message
+
+
+def _header(request: web.Request, name: str) -> str:
+    """A header as text; "" when it is not UTF-8, since no token, password or admin token
+    is anything but UTF-8 (aiohttp hands such bytes on as surrogates, which nothing
+    downstream can encode)."""
+    value = request.headers.get(name, "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return value
 
 
 def _json_error(status: int, message: str, field_name: str | None = None) -> web.Response:
@@ -122,11 +148,12 @@ class RelayTunnel:
 class RelayServer:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.store = RelayStore(config.state_path)
+        self.store = RelayStore(config.state_path, config.previous_ports_grace)
         self.tunnels: dict[int, RelayTunnel] = {}
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
         self._provisioning_failures = FailureLimiter()
+        self.guard = ConnectionGuard(config.connections)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = self._make_app()
@@ -141,10 +168,12 @@ class RelayServer:
                 raise ValueError("TLS needs both a certificate and a key")
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.guard.ssl_context = ssl_context
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, keepalive_timeout=config.connections.idle_timeout
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, config.port, ssl_context=ssl_context, reuse_address=True)
-        await site.start()
+        await GuardedSite(self._runner, config.host, config.port, self.guard).start()
         self.port = self._runner.addresses[0][1]
         if not config.admin_token:
             log.warning("relay has no admin token: the admin API refuses every request")
@@ -155,6 +184,7 @@ class RelayServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.guard.close()
 
     @property
     def tls(self) -> bool:
@@ -214,7 +244,7 @@ class RelayServer:
     # --- HTTP ---------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[self.guard.middleware])
         app.add_routes(
             [
                 web.get("/v1/token", self._provision),
@@ -229,7 +259,7 @@ class RelayServer:
         return app
 
     def _device_from_token(self, request: web.Request) -> Device | None:
-        token = request.headers.get("Authorization", "").strip()
+        token = _header(request, "Authorization").strip()
         # The reference agent sends the raw token; tolerate a "Bearer " prefix, which
         # base64 can never start with, so nothing is ambiguous.
         if token.lower().startswith("bearer "):
@@ -261,7 +291,7 @@ class RelayServer:
     def _admin_denied(self, request: web.Request) -> web.Response | None:
         if not self.config.admin_token:
             return _json_error(401, "admin API disabled: the relay has no admin token")
-        header = request.headers.get("Authorization", "")
+        header = _header(request, "Authorization")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             presented.strip().encode(), self.config.admin_token.encode()
@@ -281,7 +311,7 @@ class RelayServer:
             response = _json_error(429, "too many failed attempts from this address; try again later")
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
-        password = request.headers.get("Authorization", "").strip()
+        password = _header(request, "Authorization").strip()
         device = self.store.device_for_serial(serial, password) if password else None
         if device is None and password and self.config.open_enrollment:
             device = self._enroll_serial(serial, password)
@@ -300,8 +330,8 @@ class RelayServer:
         if denied := self._admin_denied(request):
             return denied
         text = request.match_info["camid"]
-        if not text.isdigit() or not text.isascii():
-            return _json_error(400, "camid must be a non-negative integer", "camid")
+        if not text.isdigit() or not text.isascii() or len(text) > len(str(MAX_CAMID)) or int(text) > MAX_CAMID:
+            return _json_error(400, CAMID_RULE, "camid")
         return int(text)
 
     async def _device_lookup(self, request: web.Request) -> web.Response:
@@ -331,9 +361,13 @@ class RelayServer:
         if denied := self._admin_denied(request):
             return denied
         try:
-            body = await request.json()
+            body = await asyncio.wait_for(request.json(), self.config.connections.body_timeout)
+        except asyncio.TimeoutError:
+            return _json_error(408, f"body not received within {self.config.connections.body_timeout:g} s", "body")
         except ValueError:
             return _json_error(400, "body must be JSON", "body")
+        except RecursionError:
+            return _json_error(400, "body must be JSON nested less deeply", "body")
         try:
             camid, cmngrid, serial, password = _parse_device_body(body)
         except _BadRequest as exc:
@@ -378,6 +412,7 @@ class RelayServer:
             protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
         )
         await ws.prepare(request)
+        self.guard.trust(request)  # a device's tunnel from here on: its own limits apply
         label = f"relay camid {device.camid}"
         try:
             hello = await _receive_hello(ws)
@@ -414,6 +449,7 @@ class RelayServer:
                 # Re-issued or deleted while we waited: this token is no longer valid.
                 await ws.close(code=1008, message=b"invalid token")
                 return ws
+            self.store.hold_forwards(device.camid, [f.name for f in hello.forwards])
             await self._open_listeners(tunnel)
             self.tunnels[device.camid] = tunnel
         # camgate's extension message (a reference agent ignores a TEXT after the hello):
@@ -497,8 +533,8 @@ def _parse_device_body(body: Any) -> tuple[int, int, str | None, str | None]:
     if not isinstance(body, dict):
         raise _BadRequest("body", "body must be a JSON object")
     camid = body.get("camid")
-    if isinstance(camid, bool) or not isinstance(camid, int) or camid < 0:
-        raise _BadRequest("camid", "camid is required and must be a non-negative integer")
+    if isinstance(camid, bool) or not isinstance(camid, int) or not 0 <= camid <= MAX_CAMID:
+        raise _BadRequest("camid", f"camid is required: {CAMID_RULE}")
     cmngrid = body.get("cmngrid", 0)
     if isinstance(cmngrid, bool) or not isinstance(cmngrid, int) or cmngrid < 0:
         raise _BadRequest("cmngrid", "cmngrid must be a non-negative integer")
@@ -524,6 +560,7 @@ def run_relay(config: RelayConfig) -> None:
     """Run the relay until SIGTERM or SIGINT, then close tunnels and listeners."""
 
     async def main() -> None:
+        limit_repeated_errors()
         server = await start_relay(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -535,4 +572,5 @@ def run_relay(config: RelayConfig) -> None:
         finally:
             await server.close()
 
+    raise_open_files_limit()  # before the guard sizes its cap from the limit
     asyncio.run(main())

@@ -5,6 +5,11 @@ every change; the file is small (a device is a few hundred bytes) and changes ra
 (a device is added, a forward gets its first port). Access tokens are stored as issued,
 because provisioning hands them out again; device passwords only as a SHA-256 digest,
 because they are only ever compared.
+
+What one device holds is bounded, so no device can use up the public port range by
+connecting with new forward names again and again: the ports of its current forwards,
+and those of the set it had before (the *previous* set, for a grace period, so a
+configuration rolled back gets its ports back). Older ones are freed.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2 added "released"; a version 1 file reads as all ports current
+# How long a device keeps the ports of the forwards it no longer announces.
+PREVIOUS_PORTS_GRACE_S = 3600.0
 
 
 def _digest(text: str) -> str:
@@ -45,12 +53,18 @@ class Device:
 
 
 class RelayStore:
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, previous_ports_grace: float = PREVIOUS_PORTS_GRACE_S
+    ) -> None:
         self.path = Path(path) if path else None
+        self.previous_ports_grace = previous_ports_grace
         self._devices: dict[int, Device] = {}
         # Looked up by digest so a presented token is never compared byte by byte.
         self._by_token: dict[str, int] = {}
         self._ports: dict[str, int] = {}
+        # Keys of the previous set (in _ports too), with the wall-clock time they left
+        # the device's forwards: wall clock, because it must mean the same after a restart.
+        self._released: dict[str, float] = {}
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -105,9 +119,8 @@ class RelayStore:
         if device is None:
             return False
         self._by_token.pop(_digest(device.access_token), None)
-        prefix = f"{camid}/"
-        for key in [k for k in self._ports if k.startswith(prefix)]:
-            del self._ports[key]
+        for key in self._keys_of(camid):
+            self._forget_port(key)
         self._save()
         return True
 
@@ -123,8 +136,44 @@ class RelayStore:
         self._ports[key] = port
         self._save()
 
-    def ports_in_use(self) -> set[int]:
+    def ports_in_use(self, now: float | None = None) -> set[int]:
+        """Ports some device holds: its current forwards' and, for the grace period, its
+        previous set's."""
+        now = time.time() if now is None else now
+        expired = [k for k, since in self._released.items() if now - since >= self.previous_ports_grace]
+        for key in expired:
+            self._forget_port(key)
+        if expired:
+            self._save()
         return set(self._ports.values())
+
+    def hold_forwards(self, camid: int, names: list[str] | tuple[str, ...], now: float | None = None) -> None:
+        """``camid`` connects announcing forwards ``names``: keep their ports; if some
+        forward it had is gone, the forwards it had become its previous set and the set
+        before that is freed. Call before binding, so freed ports can be handed out."""
+        now = time.time() if now is None else now
+        current = {f"{camid}/{name}" for name in names}
+        keys = self._keys_of(camid)
+        leaving = [k for k in keys if k not in current and k not in self._released]
+        changed = False
+        if leaving:
+            for key in keys:
+                if key in self._released and key not in current:
+                    self._forget_port(key)  # older than the previous set
+            self._released.update(dict.fromkeys(leaving, now))
+            changed = True
+        for key in current:
+            changed |= self._released.pop(key, None) is not None  # announced again: current
+        if changed:
+            self._save()
+
+    def _keys_of(self, camid: int) -> list[str]:
+        prefix = f"{camid}/"
+        return [key for key in self._ports if key.startswith(prefix)]
+
+    def _forget_port(self, key: str) -> None:
+        self._ports.pop(key, None)
+        self._released.pop(key, None)
 
     # --- persistence ---------------------------------------------------------
 
@@ -137,6 +186,7 @@ class RelayStore:
                 self._devices[device.camid] = device
                 self._by_token[_digest(device.access_token)] = device.camid
             self._ports = {str(k): int(v) for k, v in data.get("ports", {}).items()}
+            self._released = {str(k): float(v) for k, v in data.get("released", {}).items() if k in self._ports}
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             # Refuse to start over an unreadable file: silently starting empty would
             # invalidate every device's token and port at the next save.
@@ -149,6 +199,7 @@ class RelayStore:
             "version": STATE_VERSION,
             "devices": [asdict(d) for d in self.devices()],
             "ports": dict(sorted(self._ports.items())),
+            "released": dict(sorted(self._released.items())),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".relay-state-", dir=self.path.parent)

@@ -63,7 +63,12 @@ def decode_access_token(raw: str) -> AccessToken:
     try:
         payload = json.loads(decoded.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
+        # ValueError also covers an integer of more than 4300 digits (Python's limit).
         raise InvalidToken("token does not decode to JSON") from None
+    except RecursionError:
+        # Arrays or objects nested thousands deep: the token comes from whoever sent the
+        # request, so this is bad input like any other, not a crash.
+        raise InvalidToken("token's JSON is nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvalidToken("token does not decode to a JSON object")
     camid = payload.get("camid")
