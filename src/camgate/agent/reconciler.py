@@ -21,6 +21,7 @@ from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
+from camgate.metrics.reconcile_stats import ReconcileStats
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
 
@@ -46,12 +47,16 @@ class Agent:
         self._status_changed = asyncio.Event()
         self._written: dict[str, store.StatusRecord] = {}
         self._lock = asyncio.Lock()
+        self.reconcile_stats = ReconcileStats()
 
     # --- the control socket ---------------------------------------------------------
 
     async def _on_reconcile(self) -> dict:
         self._wake.set()
         return {"ok": True}
+
+    async def _on_metrics(self) -> dict:
+        return {"ok": True, "reconcile": self.reconcile_stats.as_dict()}
 
     async def _on_ping(self) -> dict:
         return {"ok": True, "pid": os.getpid(), "tunnels": len(self.clients)}
@@ -159,7 +164,8 @@ class Agent:
         while True:
             self._wake.clear()
             try:
-                await self.reconcile()
+                with self.reconcile_stats.measure():
+                    await self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
@@ -173,6 +179,7 @@ class Agent:
             "reconcile": self._on_reconcile,
             "restart-gateway": self._on_restart_gateway,
             "ping": self._on_ping,
+            "metrics": self._on_metrics,
         })
         log.info("agent running (pid %d)", os.getpid())
         tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever())]
