@@ -21,6 +21,7 @@ from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
+from camgate.media.snapshots import SnapshotService
 from camgate.metrics.reconcile_stats import ReconcileStats
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
@@ -48,6 +49,7 @@ class Agent:
         self._written: dict[str, store.StatusRecord] = {}
         self._lock = asyncio.Lock()
         self.reconcile_stats = ReconcileStats()
+        self.snapshots = SnapshotService.from_environment()
 
     # --- the control socket ---------------------------------------------------------
 
@@ -180,6 +182,7 @@ class Agent:
             "restart-gateway": self._on_restart_gateway,
             "ping": self._on_ping,
             "metrics": self._on_metrics,
+            "snapshot": self.snapshots.handle,
         })
         log.info("agent running (pid %d)", os.getpid())
         tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever())]
