@@ -102,6 +102,7 @@ def run_relay_command(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         open_enrollment=args.open_enrollment,
+        metrics_allow=tuple(config.env_list("CAMGATE_RELAY_METRICS_ALLOW", "127.0.0.1,::1")),
     ))
     return 0
 

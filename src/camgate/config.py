@@ -141,4 +141,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay that camgate run starts."),
     Setting("CAMGATE_RELAY_PORT_RANGE", "20000-29999", "Public ports the embedded relay gives forwards."),
     Setting("CAMGATE_RELAY_ADMIN_TOKEN", "generated into the data dir", "Bearer token of the relay's admin API.", secret=True),
+    Setting("CAMGATE_SNAPSHOT_MIN_INTERVAL", "10", "Seconds between two snapshot captures of one camera."),
+    Setting("CAMGATE_SNAPSHOT_TIMEOUT", "10", "Seconds a snapshot capture may take (then 503)."),
+    Setting("CAMGATE_METRICS_ALLOW", "127.0.0.1,::1", "Addresses/CIDRs that may read /metrics without an API token (empty: none)."),
+    Setting("CAMGATE_RELAY_METRICS_ALLOW", "127.0.0.1,::1", "Addresses/CIDRs that may read the relay's /metrics without its admin token."),
 )

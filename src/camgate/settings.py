@@ -8,6 +8,7 @@ from pathlib import Path
 
 from camgate import config
 from camgate.datadir import write_private_file
+from camgate.metrics.access import LOOPBACK, parse_allow_list
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = config.data_dir()
@@ -32,6 +33,8 @@ TRUSTED_PROXIES = config.env_list("CAMGATE_TRUSTED_PROXIES", "127.0.0.1,::1")
 GATEWAY_NAME = config.env_str("CAMGATE_GATEWAY_NAME") or socket.gethostname()
 MAX_BODY_BYTES = config.max_body_bytes()
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+# Who may read /metrics without a token (see camgate/metrics/views.py).
+METRICS_ALLOW = parse_allow_list("CAMGATE_METRICS_ALLOW", config.env_list("CAMGATE_METRICS_ALLOW", ",".join(LOOPBACK)))
 
 INSTALLED_APPS = [
     "django.contrib.admin",

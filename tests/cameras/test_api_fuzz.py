@@ -1,8 +1,8 @@
 """Schemathesis fuzzes the API of a real `camgate web` (gunicorn, on loopback) from the
 schema it serves, and holds every answer to that schema.
 
-Checks: no 5xx (but POST /api/restart/, whose documented answer without an agent is 500
-{"error": ...}), every status code documented for its operation, JSON where the schema
+Checks: no 5xx (but POST /api/restart/ and GET /api/camera/<id>/snapshot/, whose
+documented answers without an agent are 500 and 503 {"error": ...}), every status code documented for its operation, JSON where the schema
 says JSON, every body valid against the schema for its code, schema-invalid input
 refused with a 4xx, and a route refused without its token.
 
@@ -52,6 +52,8 @@ CHECKS = [
     unsupported_method,
 ]
 RESTART = ("POST", "/api/restart/")
+SNAPSHOT = ("GET", "/api/camera/{camera_id}/snapshot/")
+NEED_THE_AGENT = {RESTART: 500, SNAPSHOT: 503}  # what they answer here, with no agent
 SEEN: Counter = Counter()
 OWN_CAMERA: dict[str, int] = {}
 
@@ -121,13 +123,14 @@ def test_the_api_answers_as_its_schema_says(case, gateway):
                 OWN_CAMERA[case.path] = add_camera(gateway)
             ids["camera_id"] = str(OWN_CAMERA[case.path])
     checks = CHECKS
-    if (case.method.upper(), case.path) == RESTART:
+    operation = (case.method.upper(), case.path)
+    if operation in NEED_THE_AGENT:
         checks = [check for check in CHECKS if check is not not_a_server_error]
     # The token goes in per call, not in the schema's config: so the ignored_auth check
     # knows it is a real credential, and probes the route without it and with a wrong one.
     response = case.call_and_validate(headers={"Authorization": f"Token {gateway['token']}"}, checks=checks)
     SEEN[(case.method.upper(), case.path, response.status_code)] += 1
-    if (case.method.upper(), case.path) == RESTART and response.status_code == 500:
+    if response.status_code == NEED_THE_AGENT.get(operation):
         assert "agent" in response.json()["error"]
 
 

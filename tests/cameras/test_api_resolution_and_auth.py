@@ -56,6 +56,7 @@ ROUTES = [
     ("delete", "/api/cameras/1/"),
     ("post", "/api/edit-camera/1/"),
     ("get", "/api/camera/1/"),
+    ("get", "/api/camera/1/snapshot/"),
     ("post", "/api/restart/"),
     ("get", "/api/schema/"),
 ]
@@ -93,7 +94,7 @@ def test_schema_lists_every_endpoint(api):
     response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ["/api/auth-token/", "/api/cameras/", "/api/add-camera/", "/api/cameras/{camera_id}/", "/api/edit-camera/{camera_id}/", "/api/camera/{camera_id}/", "/api/restart/"]:
+    for path in ["/api/auth-token/", "/api/cameras/", "/api/add-camera/", "/api/cameras/{camera_id}/", "/api/edit-camera/{camera_id}/", "/api/camera/{camera_id}/", "/api/camera/{camera_id}/snapshot/", "/api/restart/"]:
         assert path in paths, path
     camera = response.json()["components"]["schemas"]["Camera"]["properties"]
     assert "password" not in camera and {"camera_id", "pid", "access_token"} <= set(camera)

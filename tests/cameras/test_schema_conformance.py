@@ -8,14 +8,18 @@ documents: a code documented and never seen, or seen and not documented, fails.
 
 from __future__ import annotations
 
+import base64
 import json
 
+import av
 import pytest
 from django.test import override_settings
+from django.utils.http import http_date
 from rest_framework.test import APIClient
 
 from camgate.cameras.models import Camera, TunnelStatus
 from camgate.web import throttle
+from camgate.media.grab import encode_jpeg
 from tests.conftest import make_token
 from tests.support.openapi import SchemaProblem, check_response, to_jsonschema
 
@@ -28,6 +32,7 @@ PROTECTED_OPERATIONS = [
     ("/api/cameras/{camera_id}/", "delete"),
     ("/api/edit-camera/{camera_id}/", "post"),
     ("/api/camera/{camera_id}/", "get"),
+    ("/api/camera/{camera_id}/snapshot/", "get"),
     ("/api/restart/", "post"),
 ]
 ALL_OPERATIONS = [("/api/auth-token/", "post"), *PROTECTED_OPERATIONS]
@@ -156,6 +161,17 @@ CASES = {
         f"/api/camera/{ids['plain']}/"),
     ("/api/camera/{camera_id}/", "get", 404, "unknown id"): lambda api, ids, user, mp: api.get("/api/camera/0/"),
 
+    ("/api/camera/{camera_id}/snapshot/", "get", 200, "a frame, by camid"): lambda api, ids, user, mp: _snapshot(
+        api, mp, "/api/camera/4242/snapshot/"),
+    ("/api/camera/{camera_id}/snapshot/", "get", 304, "frame unchanged"): lambda api, ids, user, mp: _snapshot(
+        api, mp, f"/api/camera/{ids['plain']}/snapshot/", HTTP_IF_MODIFIED_SINCE=http_date(SNAPSHOT_TIME + 1)),
+    ("/api/camera/{camera_id}/snapshot/", "get", 401, "no token"): lambda api, ids, user, mp: anonymous().get(
+        f"/api/camera/{ids['plain']}/snapshot/"),
+    ("/api/camera/{camera_id}/snapshot/", "get", 404, "unknown id"): lambda api, ids, user, mp: api.get(
+        "/api/camera/0/snapshot/"),
+    ("/api/camera/{camera_id}/snapshot/", "get", 503, "agent not running"): lambda api, ids, user, mp: api.get(
+        f"/api/camera/{ids['plain']}/snapshot/"),
+
     ("/api/restart/", "post", 200, "agent restarted the tunnel"): lambda api, ids, user, mp: _restart_ok(api, mp),
     ("/api/restart/", "post", 401, "no token"): lambda api, ids, user, mp: anonymous().post("/api/restart/"),
     ("/api/restart/", "post", 403, "session without csrf"): lambda api, ids, user, mp:
@@ -174,6 +190,17 @@ def _locked_out():
     for _ in range(throttle.LIMIT):
         _post(anonymous(), "/api/auth-token/", {"username": "super", "password": "nope"})
     return _post(anonymous(), "/api/auth-token/", {"username": "super", "password": "1234"})
+
+
+SNAPSHOT_TIME = 1_700_000_000
+
+
+def _snapshot(api, monkeypatch, path, **headers):
+    # The agent's capture is exercised for real in tests/media/; here only the answers matter.
+    frame = base64.b64encode(encode_jpeg(av.VideoFrame(16, 16, "yuv420p"))).decode()
+    monkeypatch.setattr("camgate.media.views.ask_agent_for_snapshot", lambda camera_id: {
+        "ok": True, "jpeg": frame, "captured_at": SNAPSHOT_TIME, "fresh_for": 5})
+    return api.get(path, **headers)
 
 
 def _restart_ok(api, monkeypatch):

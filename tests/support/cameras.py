@@ -14,17 +14,13 @@ CAMERA_PAGE = b"<html><title>camera web ui</title>test camera</html>"
 
 
 class RtspCamera:
-    def __init__(self, port: int, width: int = 320, height: int = 240) -> None:
-        self.port, self.width, self.height = port, width, height
+    def __init__(self, port: int, width: int = 320, height: int = 240, path: str = "/stream") -> None:
+        self.port, self.width, self.height, self.path = port, width, height, path
         self.process: subprocess.Popen | None = None
-
-    @property
-    def path(self) -> str:
-        return "/stream"
 
     def start(self) -> "RtspCamera":
         self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(RTSP_CAMERA_SCRIPT), str(self.port), str(self.width), str(self.height)],
+            [SYSTEM_PYTHON, str(RTSP_CAMERA_SCRIPT), str(self.port), str(self.width), str(self.height), self.path],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         line = self.process.stdout.readline().strip()
@@ -51,15 +47,22 @@ class _CameraPage(BaseHTTPRequestHandler):
         pass
 
 
-class CameraWebServer:
-    def __init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _CameraPage)
+class BackgroundServer:
+    """A threading server on a free loopback port, until ``stop``."""
+
+    def _serve(self, handler, server_class=ThreadingHTTPServer) -> None:
+        self.server = server_class(("127.0.0.1", 0), handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class CameraWebServer(BackgroundServer):
+    def __init__(self) -> None:
+        self._serve(_CameraPage)
 
 
 def ffprobe_stream(url: str, timeout: float = 20.0) -> dict:

@@ -28,15 +28,17 @@ def socket_path() -> Path:
     return config.data_dir() / SOCKET_NAME
 
 
-def send_command(command: str, timeout: float = 10.0) -> dict:
-    """Send one command and return the agent's answer; AgentUnavailable if it can't."""
+def send_command(command: str, timeout: float = 10.0, **arguments) -> dict:
+    """Send one command (with keyword ``arguments`` for its handler, if any) and return
+    the agent's answer; AgentUnavailable if it can't."""
     path = socket_path()
+    request = {"command": command, "args": arguments} if arguments else {"command": command}
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            sock.sendall(json.dumps({"command": command}).encode() + b"\n")
-            reply = b""
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = bytearray()  # answers can be large (a snapshot): no quadratic joins
             while not reply.endswith(b"\n"):
                 chunk = sock.recv(65536)
                 if not chunk:

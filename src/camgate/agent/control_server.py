@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[], Awaitable[dict]]
+Handler = Callable[..., Awaitable[dict]]  # keyword arguments from the request's "args"
 MAX_REQUEST_BYTES = 4096
 
 
@@ -49,8 +50,13 @@ async def _dispatch(line: bytes, handlers: dict[str, Handler]) -> dict:
     handler = handlers.get(command) if isinstance(command, str) else None
     if handler is None:
         return {"ok": False, "error": f"unknown command {command!r}"}
+    arguments = request.get("args", {})
     try:
-        return await handler()
+        inspect.signature(handler).bind(**arguments)
+    except TypeError:
+        return {"ok": False, "error": f"wrong arguments for {command}"}
+    try:
+        return await handler(**arguments)
     except Exception as error:  # the answer must reach the web server whatever happened
         log.exception("control command %s failed", command)
         return {"ok": False, "error": f"{command} failed: {error}"}

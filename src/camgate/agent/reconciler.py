@@ -24,6 +24,8 @@ from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
+from camgate.media.snapshots import SnapshotService
+from camgate.metrics.reconcile_stats import ReconcileStats
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
 
@@ -56,12 +58,17 @@ class Agent:
         # Passes completed: a positive signal that an edit has been seen (tests, ping).
         self.reconciles = 0
         self._restarted: TunnelClient | None = None  # the gateway client the last restart started
+        self.reconcile_stats = ReconcileStats()
+        self.snapshots = SnapshotService.from_environment()
 
     # --- the control socket ---------------------------------------------------------
 
     async def _on_reconcile(self) -> dict:
         self._wake.set()
         return {"ok": True}
+
+    async def _on_metrics(self) -> dict:
+        return {"ok": True, "reconcile": self.reconcile_stats.as_dict()}
 
     async def _on_ping(self) -> dict:
         return {"ok": True, "pid": os.getpid(), "tunnels": len(self.clients), "reconciles": self.reconciles}
@@ -185,7 +192,8 @@ class Agent:
         while True:
             self._wake.clear()
             try:
-                await self.reconcile()
+                with self.reconcile_stats.measure():
+                    await self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying")
             self.reconciles += 1
@@ -201,6 +209,8 @@ class Agent:
             "restart-gateway": self._on_restart_gateway,
             "ping": self._on_ping,
             "settings": self._on_settings,
+            "metrics": self._on_metrics,
+            "snapshot": self.snapshots.handle,
         })
         log.info("agent running (pid %d)", os.getpid())
         tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever())]

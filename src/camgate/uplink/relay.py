@@ -9,6 +9,7 @@ Routes (uplink protocol, sections 2-5, and camgate's admin API):
     POST   /api/devices                  Bearer <admin token>      add / re-issue a device
     GET    /api/devices                  Bearer <admin token>      list devices
     DELETE /api/devices/<camid>          Bearer <admin token>      forget a device
+    GET    /metrics                      Bearer <admin token>      Prometheus (or from an allowed address)
 
 A device's forwards keep their public port across reconnects and relay restarts: the
 port is remembered per (camid, forward name) in the relay's state, for the forwards the
@@ -38,6 +39,8 @@ from .guarded_listener import GuardedSite
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
 from .ratelimit import FailureLimiter
 from .relay_store import PREVIOUS_PORTS_GRACE_S, Device, RelayStore
+from .relay_metrics import RelayMetrics
+from .relay_store import Device, RelayStore
 from .session import FlowLimits, LivenessTimes, Role, TunnelSession
 from .tokens import InvalidToken, decode_access_token, encode_access_token
 
@@ -83,6 +86,8 @@ class RelayConfig:
     liveness: LivenessTimes = field(default_factory=LivenessTimes)
     # Header, idle and body timeouts and caps for connections that carry no tunnel yet.
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    # Addresses or networks that may read /metrics without the admin token.
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
 
     def __repr__(self) -> str:  # keep the admin token out of logs
         return f"RelayConfig(host={self.host!r}, port={self.port}, public_host={self.public_host!r})"
@@ -156,6 +161,7 @@ class RelayServer:
         self.guard = ConnectionGuard(config.connections)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.metrics = RelayMetrics(self, config.metrics_allow, self._admin_denied)
         self.app = self._make_app()
 
     # --- lifecycle -------------------------------------------------------------
@@ -254,6 +260,7 @@ class RelayServer:
                 web.post("/api/devices", self._add_device),
                 web.get("/api/devices", self._list_devices),
                 web.delete("/api/devices/{camid}", self._delete_device),
+                web.get("/metrics", self.metrics.handle),
             ]
         )
         return app
@@ -308,6 +315,7 @@ class RelayServer:
         # An enrolling relay is reachable from its own machine only: no one to slow down.
         wait = None if self.config.open_enrollment else self._provisioning_failures.retry_after(address, now)
         if wait is not None:
+            self.metrics.events.provisioning_answered(429)
             response = _json_error(429, "too many failed attempts from this address; try again later")
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
@@ -317,6 +325,7 @@ class RelayServer:
             device = self._enroll_serial(serial, password)
         if device is None:
             self._provisioning_failures.record_failure(address, now)
+            self.metrics.events.provisioning_answered(401)
             return _json_error(401, "no token registered for this serial and password")
         return web.json_response({"access_token": device.access_token})
 
@@ -407,6 +416,7 @@ class RelayServer:
         device = self._device_from_token(request)
         if device is None:
             log.info("tunnel refused from %s: invalid token", request.remote)
+            self.metrics.events.tunnel_refused("invalid_token")
             return _json_error(403, "invalid token")
         ws = web.WebSocketResponse(
             protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
@@ -418,10 +428,12 @@ class RelayServer:
             hello = await _receive_hello(ws)
         except ProtocolError as exc:
             log.warning("%s: bad hello from %s: %s", label, request.remote, exc)
+            self.metrics.events.tunnel_refused("bad_hello")
             await ws.close(code=1008, message=str(exc)[:120].encode())
             return ws
         except asyncio.TimeoutError:
             log.warning("%s: no hello from %s within %gs", label, request.remote, HELLO_TIMEOUT)
+            self.metrics.events.tunnel_refused("no_hello")
             await ws.close(code=1008, message=b"no hello")
             return ws
         if hello is None:
@@ -447,11 +459,13 @@ class RelayServer:
                 await old.stop()
             if self.store.device(device.camid) is not device:
                 # Re-issued or deleted while we waited: this token is no longer valid.
+                self.metrics.events.tunnel_refused("token_revoked")
                 await ws.close(code=1008, message=b"invalid token")
                 return ws
             self.store.hold_forwards(device.camid, [f.name for f in hello.forwards])
             await self._open_listeners(tunnel)
             self.tunnels[device.camid] = tunnel
+            self.metrics.events.tunnels_opened += 1
         # camgate's extension message (a reference agent ignores a TEXT after the hello):
         # the public ports, the D payload we take, and the offer of flow control.
         session.announce(
@@ -470,6 +484,7 @@ class RelayServer:
             tunnel.close_listeners()
             if self.tunnels.get(device.camid) is tunnel:
                 del self.tunnels[device.camid]
+            self.metrics.events.tunnel_ended(session)
             tunnel.finished.set()
             log.info("%s: tunnel down", label)
         return ws

@@ -4,6 +4,7 @@ a redirect would drop a POST body)."""
 from django.urls import re_path
 
 from camgate.cameras.api import views
+from camgate.media.views import CameraSnapshotView
 
 ID = r"(?P<camera_id>[0-9]{1,19})"  # any signed 64-bit id; longer ones are 404s
 
@@ -14,5 +15,6 @@ urlpatterns = [
     re_path(rf"^cameras/{ID}/?$", views.CameraDeleteView.as_view(), name="api-delete-camera"),
     re_path(rf"^edit-camera/{ID}/?$", views.CameraEditView.as_view(), name="api-edit-camera"),
     re_path(rf"^camera/{ID}/?$", views.CameraDetailView.as_view(), name="api-camera"),
+    re_path(rf"^camera/{ID}/snapshot/?$", CameraSnapshotView.as_view(), name="api-camera-snapshot"),
     re_path(r"^restart/?$", views.RestartView.as_view(), name="api-restart"),
 ]

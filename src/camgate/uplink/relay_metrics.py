@@ -1,0 +1,110 @@
+"""The relay's Prometheus series (``GET /metrics``), read when Prometheus scrapes.
+
+Live facts (devices, tunnels, open connections, bytes of live tunnels) are read from the
+relay's state at scrape time; only what leaves no trace in that state is counted as it
+happens (``RelayEvents``): refused tunnels, refused provisioning, tunnels opened, and the
+bytes of tunnels that have ended, so byte totals never go backwards when one closes.
+
+Readable with the admin token (``Authorization: Bearer <token>``), or without any
+``Authorization`` from the addresses in ``CAMGATE_RELAY_METRICS_ALLOW`` (loopback by
+default).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from camgate.metrics.access import address_allowed, parse_allow_list
+from camgate.metrics.exposition import render
+
+if TYPE_CHECKING:
+    from .relay import RelayServer
+    from .session import TunnelSession
+
+# Why a tunnel (the device's WebSocket) was refused or dropped before it came up.
+REFUSAL_REASONS = ("invalid_token", "bad_hello", "no_hello", "token_revoked")
+PROVISIONING_REFUSALS = (401, 429)
+
+
+class RelayEvents:
+    def __init__(self) -> None:
+        self.refused: Counter[str] = Counter({reason: 0 for reason in REFUSAL_REASONS})
+        self.provisioning_refused: Counter[int] = Counter({status: 0 for status in PROVISIONING_REFUSALS})
+        self.tunnels_opened = 0
+        self.ended_bytes_to_devices = 0
+        self.ended_bytes_from_devices = 0
+
+    def tunnel_refused(self, reason: str) -> None:
+        self.refused[reason] += 1
+
+    def provisioning_answered(self, status: int) -> None:
+        if status in self.provisioning_refused:
+            self.provisioning_refused[status] += 1
+
+    def tunnel_ended(self, session: "TunnelSession") -> None:
+        self.ended_bytes_to_devices += session.bytes_to_peer
+        self.ended_bytes_from_devices += session.bytes_from_peer
+
+
+class RelayCollector:
+    def __init__(self, server: "RelayServer", events: RelayEvents) -> None:
+        self.server = server
+        self.events = events
+
+    def collect(self) -> Iterator[Metric]:
+        server, events = self.server, self.events
+        sessions = [tunnel.session for tunnel in server.tunnels.values()]
+        yield GaugeMetricFamily("camgate_relay_devices_registered", "Devices the relay has issued a token to.",
+                                value=len(server.store.devices()))
+        yield GaugeMetricFamily("camgate_relay_devices_connected", "Devices with a live tunnel.",
+                                value=len(server.tunnels))
+        yield CounterMetricFamily("camgate_relay_tunnels_opened", "Tunnels that came up since the relay started.",
+                                  value=events.tunnels_opened)
+        yield GaugeMetricFamily("camgate_relay_open_connections", "Viewer connections open through all tunnels.",
+                                value=sum(session.open_connections for session in sessions))
+        traffic = CounterMetricFamily("camgate_relay_bytes", "Payload bytes carried through tunnels, by direction.",
+                                      labels=["direction"])
+        traffic.add_metric(["to_devices"], events.ended_bytes_to_devices + sum(s.bytes_to_peer for s in sessions))
+        traffic.add_metric(["from_devices"], events.ended_bytes_from_devices + sum(s.bytes_from_peer for s in sessions))
+        yield traffic
+        refused = CounterMetricFamily("camgate_relay_refused_connections", "Device (tunnel) connections refused, by reason.",
+                                      labels=["reason"])
+        for reason, count in sorted(events.refused.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        provisioning = CounterMetricFamily(
+            "camgate_relay_provisioning_refused", "Provisioning requests refused: 401 wrong serial or password, "
+            "429 too many failures from one address.", labels=["code"])
+        for status, count in sorted(events.provisioning_refused.items()):
+            provisioning.add_metric([str(status)], count)
+        yield provisioning
+
+
+class RelayMetrics:
+    """The relay's events, its collector and its ``/metrics`` handler."""
+
+    def __init__(
+        self, server: "RelayServer", allow: tuple[str, ...], admin_denied: Callable[[web.Request], web.Response | None]
+    ) -> None:
+        self.events = RelayEvents()
+        self.allow = parse_allow_list("CAMGATE_RELAY_METRICS_ALLOW", allow)
+        self._admin_denied = admin_denied
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RelayCollector(server, self.events))
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if "Authorization" in request.headers:
+            if denied := self._admin_denied(request):
+                return denied
+        elif not address_allowed(request.remote, self.allow):
+            return web.json_response(
+                {"error": "the admin token is required from this address (Authorization: Bearer <token>)"},
+                status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+        body, content_type = render(self.registry, request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
