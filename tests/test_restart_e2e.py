@@ -87,9 +87,10 @@ def test_relay_and_agent_raise_their_open_files_limit_to_the_hard_one(gateway):
     _, _, process, low_soft = gateway
     started = children(process.pid)
     assert {"relay", "agent", "web"} <= set(started), started
-    soft, hard = open_files_limits(started["web"])
+    _, hard = open_files_limits(started["web"])
     if hard <= low_soft:
         pytest.skip(f"the hard open-files limit here ({hard}) leaves nothing to raise")
-    assert soft == low_soft  # what every child started with: the web server keeps it
-    for name in ("relay", "agent"):
+    # Every child started with the low soft limit; each holds a socket per client, viewer
+    # or tunnel connection, so each raises it (the web front too, for slow clients).
+    for name in ("relay", "agent", "web"):
         assert open_files_limits(started[name]) == (hard, hard), name
