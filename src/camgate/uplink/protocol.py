@@ -14,7 +14,6 @@ import json
 import struct
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Generic, Iterator, TypeVar
 
 from camgate import __version__ as _camgate_version
@@ -422,22 +421,11 @@ def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[byt
 # --- the per-tunnel table of client ids ---------------------------------------
 
 
-class ConnState(Enum):
-    OPENING = "opening"  # O seen/sent; the TCP leg is not connected yet
-    OPEN = "open"
-
-
 T = TypeVar("T")
 
 
 class TableFull(ProtocolError):
     pass
-
-
-@dataclass
-class _Entry(Generic[T]):
-    value: T
-    state: ConnState
 
 
 class ConnectionTable(Generic[T]):
@@ -452,7 +440,7 @@ class ConnectionTable(Generic[T]):
         if not 1 <= capacity <= MAX_CLIENT_ID + 1:
             raise ValueError("capacity must be in 1..65536")
         self.capacity = capacity
-        self._entries: dict[int, _Entry[T]] = {}
+        self._entries: dict[int, T] = {}
         # Frames for an id just closed are normal (they crossed our C on the wire);
         # remembering recent ids lets the caller log those quietly.
         self._recently_closed: deque[int] = deque(maxlen=remember_closed)
@@ -465,12 +453,12 @@ class ConnectionTable(Generic[T]):
         return client_id in self._entries
 
     def values(self) -> list[T]:
-        return [entry.value for entry in self._entries.values()]
+        return list(self._entries.values())
 
     def items(self) -> list[tuple[int, T]]:
-        return [(cid, entry.value) for cid, entry in self._entries.items()]
+        return list(self._entries.items())
 
-    def allocate(self, value: T, state: ConnState = ConnState.OPEN) -> int:
+    def allocate(self, value: T) -> int:
         """Relay side: give ``value`` a free id. Raises :class:`TableFull`."""
         if len(self._entries) >= self.capacity:
             raise TableFull(f"{self.capacity} connections already open")
@@ -481,10 +469,10 @@ class ConnectionTable(Generic[T]):
         while client_id in self._entries:
             client_id = (client_id + 1) & MAX_CLIENT_ID
         self._next_id = (client_id + 1) & MAX_CLIENT_ID
-        self._entries[client_id] = _Entry(value, state)
+        self._entries[client_id] = value
         return client_id
 
-    def register(self, client_id: int, value: T, state: ConnState = ConnState.OPENING) -> T | None:
+    def register(self, client_id: int, value: T) -> T | None:
         """Client side, on O: track ``client_id``.
 
         Returns the value it displaced, if the relay reused an id we still think is
@@ -496,21 +484,11 @@ class ConnectionTable(Generic[T]):
         displaced = self._entries.pop(client_id, None)
         if displaced is None and len(self._entries) >= self.capacity:
             raise TableFull(f"{self.capacity} connections already open")
-        self._entries[client_id] = _Entry(value, state)
-        return displaced.value if displaced is not None else None
+        self._entries[client_id] = value
+        return displaced
 
     def get(self, client_id: int) -> T | None:
-        entry = self._entries.get(client_id)
-        return entry.value if entry is not None else None
-
-    def state(self, client_id: int) -> ConnState | None:
-        entry = self._entries.get(client_id)
-        return entry.state if entry is not None else None
-
-    def mark_open(self, client_id: int) -> None:
-        entry = self._entries.get(client_id)
-        if entry is not None:
-            entry.state = ConnState.OPEN
+        return self._entries.get(client_id)
 
     def close_local(self, client_id: int) -> T | None:
         """Our end closed: a value back means "send C now"; None means don't."""
@@ -521,11 +499,11 @@ class ConnectionTable(Generic[T]):
         return self._remove(client_id)
 
     def _remove(self, client_id: int) -> T | None:
-        entry = self._entries.pop(client_id, None)
-        if entry is None:
+        value = self._entries.pop(client_id, None)
+        if value is None:
             return None
         self._recently_closed.append(client_id)
-        return entry.value
+        return value
 
     def why_unknown(self, client_id: int) -> str:
         """Why a frame for an id not in the table is being ignored, for the log."""
