@@ -311,14 +311,44 @@ def test_a_camera_that_connects_with_little_pending_resumes_its_viewer():
     assert frames(conn.socket_connected(channel, 1000)) == [{"camgate": 1, "resume": [5]}]
 
 
-def test_with_flow_a_connection_past_the_negotiated_cap_is_closed():
-    conn = negotiated()
+def test_a_reader_that_keeps_up_is_never_cut_whatever_was_on_its_way():
+    """Issue 9 item 13: a viewer draining at 335 MB/s after a long pause was closed with
+    "8419966 bytes waiting, over the 8388608-byte bound". What the peer sent before our
+    pause reached it may be more than the cap (the kernel's buffers between the ends
+    held 16 MB); the reader must then wait for the socket, not close it."""
+    conn = negotiated(stall_timeout=1.0)
+    channel, other = viewer(conn), viewer(conn)
+    cap = LIMITS.per_connection_max_negotiated
+    for episode in range(3):
+        now = 10.0 * episode
+        assert frames(conn.socket_buffered(channel, LIMITS.per_connection + 1)) == [
+            {"camgate": 1, "pause": [channel.client_id]}
+        ]
+        events = conn.socket_buffered(channel, 8_419_966)  # still on its way when the pause arrived
+        assert not events and conn.reader_must_wait  # TCP holds the rest back meanwhile
+        assert wait(conn, now, [(channel, 8_419_966), (other, 0)]) == (True, [])
+        assert wait(conn, now + 0.02, [(channel, cap // 2), (other, 0)]) == (True, [])
+        drained = [(channel, LIMITS.per_connection // 2), (other, 0)]
+        assert wait(conn, now + 0.025, drained) == (False, [])  # 8 MB read in 25 ms
+        assert frames(conn.socket_drained(channel, LIMITS.per_connection // 2)) == [
+            {"camgate": 1, "resume": [channel.client_id]}
+        ]
+    assert channel.live and conn.pauses == 3
+
+
+def test_with_flow_a_connection_over_the_cap_that_does_not_drain_in_time_is_closed():
+    conn = negotiated(stall_timeout=1.0)
     channel = viewer(conn)
+    over = LIMITS.per_connection_max_negotiated + 1
     conn.socket_buffered(channel, LIMITS.per_connection + 1)
-    events = conn.socket_buffered(channel, LIMITS.per_connection_max_negotiated + 1)
+    assert not conn.socket_buffered(channel, over)
+    assert wait(conn, 0.0, [(channel, over)]) == (True, [])
+    assert wait(conn, 1.0, [(channel, over)]) == (True, [ev.StoppedWaiting(channel.client_id)])
+    assert wait(conn, 1.0, [(channel, over)]) == (False, [])
+    events = conn.socket_buffered(channel, over + 65536)  # the next frame for it
     assert frames(events) == [decode_frame(encode_close(channel.client_id))]
-    assert others(events) == [ev.Dropped(channel.client_id, "its reader is too slow: 8388609 bytes waiting, "
-                                                         "over the 8388608-byte bound")]
+    assert others(events) == [ev.Dropped(channel.client_id, "its reader is too slow: 8454145 bytes waiting, "
+                                                            "over the 8388608-byte bound, not drained within 1 s")]
 
 
 def test_reference_peer_the_reader_waits_then_gives_up_then_closes_past_the_cap():

@@ -305,3 +305,31 @@ async def test_a_viewer_that_never_reads_again_is_given_up_and_frees_the_camera(
     await wait_until(lambda: cam.open_connections == 0, what="the camera's connection closed too")
     assert "nothing drained for 1 s" in caplog.text
     writer.transport.abort()
+
+
+async def test_a_viewer_that_keeps_up_is_never_cut_whatever_was_on_its_way(open_viewer, make_relay, camera,
+                                                                             make_client, caplog):
+    """Issue 9 item 13. After a pause more can arrive than the relay's cap for one
+    connection (kernel buffers hold it between the two ends); a tiny cap makes that
+    happen on loopback. The relay must stop reading the tunnel until the viewer has
+    read it, not close the connection."""
+    tight = FlowLimits(per_connection=64 * 1024, per_connection_max_negotiated=128 * 1024)
+    relay = await make_relay(limits=tight)
+    cam = await camera("select")
+    client, tunnel = await flow_tunnel(relay, cam.port, 2011, make_client)
+    at_relay = tunnel.session.connection
+    await wait_until(lambda: at_relay.flow_active, what="flow control on")
+    reader, writer, sock = await slow_socket_viewer(tunnel.ports["http"])
+    await wait_until(lambda: len(at_relay.table) == 1, what="the connection")
+    thin_link(relay_leg_of(tunnel.session, sock))
+    size = 8 * 1024 * 1024
+    writer.write(b"G" + size.to_bytes(8, "big"))  # sent as fast as the camera can
+    digest, received = hashlib.sha256(), 0
+    while received < size:  # and read as fast as this viewer can
+        data = await asyncio.wait_for(reader.read(1 << 20), 5)
+        assert data, f"download cut short after {received} bytes: {caplog.text[-300:]}"
+        digest.update(data)
+        received += len(data)
+    assert digest.digest() == hashlib.sha256(download_bytes(size)).digest()
+    assert at_relay.pauses_sent > 0 and at_relay.peak_connection_buffer > tight.per_connection_max_negotiated
+    writer.close()

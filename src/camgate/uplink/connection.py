@@ -32,11 +32,14 @@ What the connection owns:
   which it is closed with C.
 
   With the flow extension: past ``per_connection`` we ask the peer to pause that id
-  (once), and to resume when the socket has drained to half; the reader never waits
-  for one socket, so a reader that stops costs the other connections nothing and keeps
-  its connection. What the peer had already sent when the pause reached it still
-  arrives, so the hard cap is ``per_connection_max_negotiated``; past it the socket is
-  closed with C. A socket whose peer we paused and that has not drained for
+  (once), and to resume when the socket has drained to half; the reader does not wait,
+  so a reader that stops costs the other connections nothing and keeps its connection.
+  What the peer had sent before our pause reached it still arrives. How much that is
+  depends on the kernel's buffers between the two ends, which grow with the link and
+  with how far the receiving end lags; past ``per_connection_max_negotiated`` the
+  reader waits for the socket (TCP holds the rest back meanwhile) as it would for a
+  reference peer, and the connection is closed only if it has not drained within
+  ``stall_timeout``. A socket whose peer we paused and that has not drained for
   ``stalled_close_after`` is closed as well: its reader hung without closing.
 
 Errors: input from the peer that breaks the protocol is never fatal (the spec says so)
@@ -279,13 +282,17 @@ class TunnelConnection:
                 self._waiting_on.add(channel)
             return NOTHING
         cap = limits.per_connection_max_negotiated
-        if size > cap:
-            return self._drop(channel, f"{size} bytes waiting, over the {cap}-byte bound")
-        if channel.pause_sent:
-            return NOTHING
-        # The peer stops reading this connection's source; nothing else waits.
+        if size > cap and channel.given_up:
+            why = f"{size} bytes waiting, over the {cap}-byte bound, not drained within {limits.stall_timeout:g} s"
+            return self._drop(channel, why)
         events: list[Event] = []
-        self._ask_peer(events, channel, pause=True)
+        if not channel.pause_sent:
+            # The peer stops reading this connection's source; nothing else waits...
+            self._ask_peer(events, channel, pause=True)
+        if size > cap:
+            # ...unless more was already on its way than we hold for one socket. TCP
+            # holds the rest while the reader waits; a reader that keeps up reads it.
+            self._waiting_on.add(channel)
         return events
 
     def socket_drained(self, channel: Channel, size: int) -> Sequence[Event]:

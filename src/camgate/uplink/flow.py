@@ -19,14 +19,14 @@ class FlowLimits:
     per_connection_max: int = 1024 * 1024  # reference peer: a socket holding more is closed with C
     # With the flow extension, what the peer had already sent for a connection when our
     # pause reaches it still arrives after we asked: its queue to the WebSocket (its
-    # to_websocket, 1 MiB by default, plus one 256 KiB socket read that crossed it), the
-    # WebSocket's writer and socket buffers between the two ends (the kernel grows those
-    # with the link's bandwidth-delay product; up to 4.4 MB measured on loopback with the
-    # relay busy, less on a thin link), and what the peer reads while the pause travels
-    # (queued behind at most our own to_websocket). From per_connection that adds up to
-    # about 6 MiB; 8 MiB leaves a margin. A socket holding more means the peer does not
-    # honour pauses, or a link holds more than this in flight: it is closed with C, as
-    # without the extension.
+    # to_websocket, 1 MiB by default, plus one 256 KiB socket read that crossed it), what
+    # it reads while the pause travels, and the WebSocket's socket buffers between the
+    # two ends. The kernel grows those with the link's bandwidth-delay product and with
+    # how far the receiving end lags behind the sending one: 16 MB were measured on
+    # loopback, relay busy, with net.ipv4.tcp_rmem allowing 32 MiB. No bound here can
+    # cover that, so past this one the WebSocket reader stops (TCP then holds the rest
+    # back, as without the extension) until the socket drains; it is closed with C only
+    # if it has not drained within stall_timeout.
     per_connection_max_negotiated: int = 8 * 1024 * 1024
     per_tunnel: int = 16 * 1024 * 1024
     to_websocket: int = 1024 * 1024
