@@ -415,3 +415,13 @@ def test_a_connection_that_drains_is_never_given_up_however_long_it_lives():
         conn.socket_buffered(channel, LIMITS.per_connection + 1)
         assert not conn.poll(float(second))
         conn.socket_drained(channel, 0)
+
+
+def test_deeply_nested_text_after_the_hello_is_ignored():
+    # Issue 9 item 10: it used to raise RecursionError and end the tunnel.
+    conn = negotiated(Role.CLIENT)
+    deep = "[" * 100_000 + "]" * 100_000
+    assert conn.receive_text(deep) == [ev.Ignored("TEXT message after the hello ignored")]
+    assert conn.receive_text('{"camgate": 1, "pause": ' + deep + "}") == [
+        ev.Ignored("TEXT message after the hello ignored")
+    ]

@@ -291,6 +291,54 @@ async def test_malformed_frames_from_a_relay_are_ignored(camera, make_client, ca
     assert "unknown command" in caplog.text and "not 4" in caplog.text and "did not name" in caplog.text
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON nested past Python's recursion limit
+
+
+async def test_relay_refuses_a_deeply_nested_hello_with_1008(relay):
+    device, _ = relay.register_device(1020)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+        )
+        await ws.send_str('{"forwards": ' + DEEP + "}")
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1008
+        await ws.close()
+    assert relay.tunnel(1020) is None
+
+
+async def test_relay_ignores_deeply_nested_text_after_the_hello(relay, open_viewer):
+    device, _ = relay.register_device(1021)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+        )
+        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+        await ws.receive()  # the relay's extension message
+        await ws.send_str(DEEP)
+        await ws.send_str('{"camgate": 1, "pause": ' + DEEP + "}")
+        reader, writer = await open_viewer(relay.tunnel(1021).ports["rtsp"])  # the tunnel still works
+        frame = decode_frame((await asyncio.wait_for(ws.receive(), 5)).data)
+        assert isinstance(frame, OpenFrame)
+        await ws.send_bytes(encode_data(frame.client_id, b"still here"))
+        assert await reader.readexactly(10) == b"still here"
+        await ws.close()
+
+
+async def test_client_ignores_deeply_nested_text_from_the_relay(camera, make_client, aiohttp_fake_relay):
+    cam = await camera()
+    client = make_client(
+        spec_for(aiohttp_fake_relay.token, Forward("rtsp", "tcp", "127.0.0.1", cam.port), uplink=aiohttp_fake_relay.address)
+    )
+    ws = await aiohttp_fake_relay.tunnel()
+    await ws.send_str(DEEP)
+    await ws.send_str('{"camgate": 1, "forwards": ' + DEEP + "}")
+    await ws.send_bytes(b"O\x01\x00\x00")
+    await ws.send_bytes(encode_data(1, b"ping"))
+    assert decode_frame((await asyncio.wait_for(ws.receive(), 5)).data).payload == b"ping"
+    assert client.status.state is TunnelState.UP and client.status.tunnels_opened == 1
+
+
 async def test_relay_refusing_the_upgrade_means_invalid_token(make_client, aiohttp_fake_relay):
     aiohttp_fake_relay.refuse_upgrade = True
     client = make_client(

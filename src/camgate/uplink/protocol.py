@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import reprlib
 import struct
 from collections import deque
 from dataclasses import dataclass, field
@@ -86,7 +87,8 @@ class Forward:
             raise ProtocolError(f"forward is missing {', '.join(missing)}")
         port = data["port"]
         if isinstance(port, bool) or not isinstance(port, int):
-            raise ProtocolError(f"forward port must be an integer, not {port!r}")
+            # reprlib: a peer's value may be huge or nested too deep to print whole.
+            raise ProtocolError(f"forward port must be an integer, not {reprlib.repr(port)}")
         for key in ("name", "protocol", "host"):
             if not isinstance(data[key], str):
                 raise ProtocolError(f"forward {key} must be a string")
@@ -197,6 +199,8 @@ def parse_hello(text: str | bytes) -> Hello:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("hello is not JSON") from None
+    except RecursionError:  # a peer's JSON nested deeper than Python's stack
+        raise ProtocolError("hello is nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("hello is not a JSON object")
     raw_forwards = data.get("forwards")
@@ -303,7 +307,7 @@ def parse_extension(text: str | bytes) -> Extension | None:
     """
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or nested past the stack
         return None
     if not isinstance(data, dict):
         return None
@@ -326,7 +330,9 @@ def parse_extension(text: str | bytes) -> Extension | None:
         found = []
         for item in items:
             try:
-                found.append(PublicEndpoint(str(item["name"]), str(item["proxy_host"]), int(item["proxy_port"])))
+                name, host = item["name"], item["proxy_host"]
+                if isinstance(name, str) and isinstance(host, str):
+                    found.append(PublicEndpoint(name, host, int(item["proxy_port"])))
             except (KeyError, TypeError, ValueError):
                 continue
         endpoints = tuple(found)
