@@ -35,6 +35,7 @@ from .protocol import (
     check_forwards,
 )
 from .session import LivenessTimes, TunnelSession
+from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token
 
 log = logging.getLogger(__name__)
@@ -408,10 +409,7 @@ class TunnelClient:
             return True  # aiohttp's default; ignored for plain http and ws
         if not self.spec.verify:
             return False
-        context = ssl.create_default_context()
-        if self.spec.cafile:
-            context.load_verify_locations(self.spec.cafile)
-        return context
+        return client_context(self.spec.cafile)
 
     def _set(self, state: TunnelState, reason: str, retry_in: float | None = None) -> None:
         retry_at = time.time() + retry_in if retry_in is not None else None
