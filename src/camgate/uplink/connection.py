@@ -13,34 +13,9 @@ What the connection owns:
 * camgate's extension (TEXT after the hello): the offer of per-connection flow control,
   used once both ends offered it; a peer's pause/resume, honoured only if we offered;
   the largest D payload each end sends;
-* flow control, as the spec asks ("each side bounds what it buffers per connection and
-  per tunnel; when the bound is reached it stops reading from the source"):
-
-  - Towards the WebSocket, frames wait in one queue. Past ``FlowLimits.to_websocket``
-    bytes every socket of the tunnel stops being read until the queue is half empty.
-  - Towards a socket, bytes wait in its buffer; ``per_connection`` is its high-water
-    mark and half of it the low-water mark.
-  - Across the sockets of a tunnel, more than ``per_tunnel`` bytes waiting stops the
-    WebSocket reader until they drain to half; each ``stall_timeout`` that passes
-    without that, the connection holding the most bytes is closed.
-  - A socket is read only while neither our full queue nor a pause from the peer holds it.
-
-  Against a reference peer (the default until the peer offers the extension): past
-  ``per_connection`` the WebSocket reader waits for that socket to drain to half, for
-  at most ``stall_timeout`` per episode; then it stops waiting for it, so the other
-  connections move again, and the socket may fill up to ``per_connection_max``, past
-  which it is closed with C.
-
-  With the flow extension: past ``per_connection`` we ask the peer to pause that id
-  (once), and to resume when the socket has drained to half; the reader does not wait,
-  so a reader that stops costs the other connections nothing and keeps its connection.
-  What the peer had sent before our pause reached it still arrives. How much that is
-  depends on the kernel's buffers between the two ends, which grow with the link and
-  with how far the receiving end lags; past ``per_connection_max_negotiated`` the
-  reader waits for the socket (TCP holds the rest back meanwhile) as it would for a
-  reference peer, and the connection is closed only if it has not drained within
-  ``stall_timeout``. A socket whose peer we paused and that has not drained for
-  ``stalled_close_after`` is closed as well: its reader hung without closing.
+* flow control: what waits for each socket and for the WebSocket, when to ask the peer
+  to pause a connection or resume it, when to stop reading sockets or the WebSocket,
+  and when a connection must be closed (described in :mod:`.flow`).
 
 Errors: input from the peer that breaks the protocol is never fatal (the spec says so)
 and comes back as :class:`~.events.Ignored`, saying why. A call that breaks this class's
