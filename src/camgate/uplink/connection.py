@@ -244,7 +244,10 @@ class TunnelConnection:
 
     def socket_buffered(self, channel: Channel, size: int) -> Sequence[Event]:
         """``size`` bytes now wait for ``channel``'s socket (reported after each write)."""
-        self._account(channel, size)
+        self.buffered_to_sockets += size - channel.buffered  # _account, inlined: once per frame
+        channel.buffered = size
+        if size > self.peak_connection_buffer:
+            self.peak_connection_buffer = size
         limits = self.limits
         if not channel.live or size <= limits.per_connection:
             if size <= limits.per_connection // 2:

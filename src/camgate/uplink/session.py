@@ -252,7 +252,9 @@ class TunnelSession:
             leg.pending_bytes += len(payload)
         elif not leg.transport.is_closing():  # else the socket is going; C follows
             leg.transport.write(payload)
-        self._apply(self.connection.socket_buffered(leg.channel, leg.buffered()))
+        events = self.connection.socket_buffered(leg.channel, leg.buffered())
+        if events:  # seldom: skip the call on the hot path
+            self._apply(events)
 
     async def _wait_for_sockets_to_drain(self) -> None:
         """Stop reading the WebSocket for as long as the connection says."""
@@ -287,7 +289,9 @@ class TunnelSession:
                 self._out_ready.clear()
                 await self._out_ready.wait()
             message = self._out.popleft()
-            self._apply(self.connection.sent(len(message)))
+            events = self.connection.sent(len(message))
+            if events:
+                self._apply(events)
             if isinstance(message, str):
                 await self._ws.send_str(message)
             else:
