@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import pytest
 
@@ -192,3 +193,28 @@ async def test_ws_endpoint_errors_other_than_403_are_retried(make_client, aiohtt
     await aiohttp_fake_relay.tunnel()
     await wait_until(lambda: client.status.state is TunnelState.UP, what="up")
     assert client.status.endpoints == ()  # a relay without camgate's extension says none
+
+
+async def test_tls_context_is_built_once_per_ca_file(make_relay, camera, make_client, certificate, monkeypatch,
+                                                     tmp_path):
+    # Issue 10 item 5: building one reads the CA file and blocks the event loop (about
+    # 33 ms); it used to happen for every provisioning call, ws-endpoint call and connect.
+    cert, key = certificate
+    relay = await make_relay(tls_cert=cert, tls_key=key)
+    device, _ = relay.register_device(52)
+    forward = Forward("rtsp", "tcp", "127.0.0.1", (await camera()).port)
+    ca = tmp_path / "relay-ca.pem"  # a CA file no other test has used
+    ca.write_bytes(open(cert, "rb").read())
+    built = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *args, **kwargs: built.append(1) or real(*args, **kwargs))
+
+    first = make_client(spec_for(device.access_token, forward, tls=True, cafile=str(ca), key="first"))
+    await tunnel_up(first, relay, 52)
+    relay.tunnel(52).session.close()  # the relay drops the tunnel: the client connects again
+    await wait_until(lambda: first.status.tunnels_opened == 2 and first.status.state is TunnelState.UP,
+                     what="the tunnel back up")
+    await first.stop()
+    second = make_client(spec_for(device.access_token, forward, tls=True, cafile=str(ca), key="second"))
+    await tunnel_up(second, relay, 52)
+    assert len(built) == 1  # two clients, three tunnels, six HTTPS requests

@@ -8,7 +8,6 @@ from camgate.uplink.protocol import (
     LIMITS,
     CloseFrame,
     ConnectionTable,
-    ConnState,
     DataFrame,
     Extension,
     Forward,
@@ -268,6 +267,17 @@ def test_parse_hello_rejects(text, message):
     assert message in str(info.value)
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON nested past Python's recursion limit
+NESTED_PORT = '{"forwards": [{"name": "a", "protocol": "tcp", "host": "h", "port": ' + "[" * 900 + "]" * 900 + "}]}"
+
+
+@pytest.mark.parametrize("text", [DEEP, '{"forwards": ' + DEEP + "}", NESTED_PORT], ids=["array", "forwards", "port"])
+def test_a_deeply_nested_hello_is_refused_with_a_short_reason(text):
+    with pytest.raises(ProtocolError) as info:
+        parse_hello(text)
+    assert len(str(info.value)) < 100
+
+
 # --- connection table -----------------------------------------------------------
 
 
@@ -306,18 +316,15 @@ def test_close_at_most_once_per_id_whoever_closes_first():
     assert table.close_remote(cid) is None  # the peer's crossing C is ignored
 
 
-def test_table_client_side_states_and_unknown_ids():
+def test_table_client_side_and_unknown_ids():
     table = ConnectionTable(capacity=2)
     assert table.register(5, "leg") is None
-    assert table.state(5) is ConnState.OPENING
-    table.mark_open(5)
-    assert table.state(5) is ConnState.OPEN
-    assert table.get(6) is None and table.state(6) is None
+    assert table.get(5) == "leg"
+    assert table.get(6) is None
     assert "not open" in table.why_unknown(6)
     table.close_remote(5)
     assert 5 not in table and table.was_recently_closed(5)
     assert "closed recently" in table.why_unknown(5)
-    table.mark_open(5)  # harmless on a closed id
     assert table.register(5, "again") is None  # reuse after C
 
 
@@ -428,7 +435,8 @@ def test_unknown_keys_are_ignored():
         '{"camgate": "1", "pause": [1]}',
         '{"camgate": true, "pause": [1]}',
         '{"camgate": 1.0, "pause": [1]}',
-        b"\xff\xfe",
+        pytest.param(DEEP, id="deep"),
+        pytest.param('{"camgate": 1, "pause": ' + DEEP + "}", id="deep-in-camgates"),
     ],
 )
 def test_text_that_is_not_camgates_is_ignored(text):
@@ -472,4 +480,7 @@ def test_relay_parts_are_read_leniently():
     assert ext.max_payload is None and ext.endpoints == (PublicEndpoint("rtsp", "h", 5),)
     assert parse_extension('{"camgate": 1, "max_payload": true}').max_payload is None
     assert parse_extension('{"camgate": 1, "forwards": "x"}').endpoints == ()
+    nested = "[" * 900 + "]" * 900  # parses, but printing it may recurse too deep
+    ext = parse_extension('{"camgate": 1, "forwards": [{"name": ' + nested + ', "proxy_host": "h", "proxy_port": 5}]}')
+    assert ext.endpoints == ()
     assert parse_extension('{"camgate": 1, "pause": [1]}').endpoints is None  # says nothing about ports

@@ -16,7 +16,7 @@ import pytest
 
 from camgate.uplink.client import TunnelState
 from camgate.uplink.protocol import Forward, build_hello, decode_frame, encode_close, encode_data, OpenFrame
-from camgate.uplink.session import FlowLimits
+from camgate.uplink.flow import FlowLimits
 from camgate.uplink.tokens import encode_access_token
 
 from .loopback import ADMIN_TOKEN, free_port, read_eof, spec_for, tunnel_up, wait_until
@@ -80,7 +80,7 @@ async def test_two_hundred_concurrent_viewers(open_viewer, relay, camera, make_c
 
     await asyncio.gather(*(viewer(i) for i in range(200)))
     await wait_until(lambda: client.status.open_connections == 0, what="all connections closed")
-    assert relay.tunnel(1002).session.open_connections == 0
+    assert relay.tunnel(1002).session.connection.open_connections == 0
     assert cam.accepted == 200
 
 
@@ -98,7 +98,7 @@ async def test_viewers_beyond_the_connection_limit_are_refused(open_viewer, make
     reader, writer = await open_viewer(port)
     assert await read_eof(reader) == b""
     first[0][1].close()
-    await wait_until(lambda: relay.tunnel(1003).session.open_connections == 1, what="a free slot")
+    await wait_until(lambda: relay.tunnel(1003).session.connection.open_connections == 1, what="a free slot")
     reader, writer = await open_viewer(port)
     writer.write(b"ok")
     assert await reader.readexactly(2) == b"ok"
@@ -115,7 +115,7 @@ async def test_camera_down_closes_the_viewer_and_the_tunnel_stays_up(open_viewer
     reader, writer = await open_viewer(port)
     writer.write(b"OPTIONS rtsp://x RTSP/1.0\r\n\r\n")  # buffered while the client tries to connect
     assert await read_eof(reader) == b""
-    await wait_until(lambda: tunnel.session.open_connections == 0, what="the id to be freed")
+    await wait_until(lambda: tunnel.session.connection.open_connections == 0, what="the id to be freed")
     assert client.status.state is TunnelState.UP and relay.tunnel(1004) is tunnel
 
     await camera(port=cam_port)
@@ -291,6 +291,54 @@ async def test_malformed_frames_from_a_relay_are_ignored(camera, make_client, ca
     assert "unknown command" in caplog.text and "not 4" in caplog.text and "did not name" in caplog.text
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON nested past Python's recursion limit
+
+
+async def test_relay_refuses_a_deeply_nested_hello_with_1008(relay):
+    device, _ = relay.register_device(1020)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+        )
+        await ws.send_str('{"forwards": ' + DEEP + "}")
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1008
+        await ws.close()
+    assert relay.tunnel(1020) is None
+
+
+async def test_relay_ignores_deeply_nested_text_after_the_hello(relay, open_viewer):
+    device, _ = relay.register_device(1021)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+        )
+        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+        await ws.receive()  # the relay's extension message
+        await ws.send_str(DEEP)
+        await ws.send_str('{"camgate": 1, "pause": ' + DEEP + "}")
+        reader, writer = await open_viewer(relay.tunnel(1021).ports["rtsp"])  # the tunnel still works
+        frame = decode_frame((await asyncio.wait_for(ws.receive(), 5)).data)
+        assert isinstance(frame, OpenFrame)
+        await ws.send_bytes(encode_data(frame.client_id, b"still here"))
+        assert await reader.readexactly(10) == b"still here"
+        await ws.close()
+
+
+async def test_client_ignores_deeply_nested_text_from_the_relay(camera, make_client, aiohttp_fake_relay):
+    cam = await camera()
+    client = make_client(
+        spec_for(aiohttp_fake_relay.token, Forward("rtsp", "tcp", "127.0.0.1", cam.port), uplink=aiohttp_fake_relay.address)
+    )
+    ws = await aiohttp_fake_relay.tunnel()
+    await ws.send_str(DEEP)
+    await ws.send_str('{"camgate": 1, "forwards": ' + DEEP + "}")
+    await ws.send_bytes(b"O\x01\x00\x00")
+    await ws.send_bytes(encode_data(1, b"ping"))
+    assert decode_frame((await asyncio.wait_for(ws.receive(), 5)).data).payload == b"ping"
+    assert client.status.state is TunnelState.UP and client.status.tunnels_opened == 1
+
+
 async def test_relay_refusing_the_upgrade_means_invalid_token(make_client, aiohttp_fake_relay):
     aiohttp_fake_relay.refuse_upgrade = True
     client = make_client(
@@ -356,7 +404,7 @@ async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, mak
     await tunnel_up(client, relay, 1013)
     port = relay.tunnel(1013).ports["rtsp"]
     session = relay.tunnel(1013).session
-    assert not session.flow_active and not client.session.flow_active
+    assert not session.connection.flow_active and not client.session.connection.flow_active
 
     stalled_reader, stalled_writer = await open_viewer(port)
     stalled_writer.write(b"S")  # the camera streams as fast as it can; this viewer never reads
@@ -376,8 +424,8 @@ async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, mak
     await wait_until(lambda: "reader is too slow" in caplog.text, what="the slow viewer to be closed")
     # What the relay held for the stalled viewer stayed near its bound (plus at most one
     # D payload), and the client never queued much more than its bound for the relay.
-    assert session.peak_connection_buffer <= limits.per_connection_max + 64 * 1024
-    assert client.session.peak_queued_to_websocket <= limits.to_websocket + 300 * 1024
+    assert session.connection.peak_connection_buffer <= limits.per_connection_max + 64 * 1024
+    assert client.session.connection.peak_queued_to_websocket <= limits.to_websocket + 300 * 1024
     assert relay.buffered_bytes() < limits.per_tunnel
     await wait_until(lambda: cam.open_connections == 1, what="the camera stream to be closed")
     stalled_writer.transport.abort()
@@ -392,7 +440,7 @@ async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, mak
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)), limits=limits)
     await tunnel_up(client, relay, 1014)
     port = relay.tunnel(1014).ports["rtsp"]
-    assert not relay.tunnel(1014).session.flow_active and not client.session.flow_active
+    assert not relay.tunnel(1014).session.connection.flow_active and not client.session.connection.flow_active
 
     flood_reader, flood_writer = await open_viewer(port)
     flood_writer.write(b"N")
@@ -417,7 +465,7 @@ async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, mak
     assert await read_eof(flood_reader) == b""
     await asyncio.wait_for(flooding, 5)
     # Per-connection bound plus at most one D payload (the relay sends 4096-byte ones).
-    assert client.session.peak_connection_buffer <= limits.per_connection_max + 4096
+    assert client.session.connection.peak_connection_buffer <= limits.per_connection_max + 4096
 
 
 SMALL = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, stall_timeout=0.5)
@@ -430,7 +478,7 @@ async def test_slow_camera_gets_a_whole_upload(open_viewer, make_relay, camera, 
     device, _ = relay.register_device(1017)
     client = make_client(spec_for(device.access_token, Forward("http", "http", "127.0.0.1", cam.port)), limits=SMALL)
     await tunnel_up(client, relay, 1017)
-    assert not client.session.flow_active
+    assert not client.session.connection.flow_active
     reader, writer = await open_viewer(relay.tunnel(1017).ports["http"])
     upload = os.urandom(6 * 1024 * 1024)  # 12 times the bound at which a reader is dropped
     writer.write(b"U" + len(upload).to_bytes(8, "big"))
@@ -439,8 +487,8 @@ async def test_slow_camera_gets_a_whole_upload(open_viewer, make_relay, camera, 
         await writer.drain()
     assert await asyncio.wait_for(reader.readexactly(32), 10) == hashlib.sha256(upload).digest()
     assert "too slow" not in caplog.text
-    assert client.session.pauses > 0  # the camera really was the bottleneck
-    assert client.session.peak_connection_buffer <= SMALL.per_connection_max
+    assert client.session.connection.pauses > 0  # the camera really was the bottleneck
+    assert client.session.connection.peak_connection_buffer <= SMALL.per_connection_max
 
 
 async def test_slow_viewer_gets_a_whole_download(open_viewer, make_relay, camera, make_client, caplog):
@@ -452,7 +500,7 @@ async def test_slow_viewer_gets_a_whole_download(open_viewer, make_relay, camera
                          limits=replace(SMALL, announce_flow=False))
     await tunnel_up(client, relay, 1018)
     session = relay.tunnel(1018).session
-    assert not session.flow_active
+    assert not session.connection.flow_active
     # A small receive buffer, so the kernel holds little and the relay sees the slowness.
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
@@ -472,8 +520,8 @@ async def test_slow_viewer_gets_a_whole_download(open_viewer, make_relay, camera
         writer.close()
     assert digest.digest() == hashlib.sha256(random.Random(size).randbytes(size)).digest()
     assert "too slow" not in caplog.text
-    assert session.pauses > 0  # the viewer really was the bottleneck
-    assert session.peak_connection_buffer <= SMALL.per_connection_max
+    assert session.connection.pauses > 0  # the viewer really was the bottleneck
+    assert session.connection.peak_connection_buffer <= SMALL.per_connection_max
 
 
 async def test_reissued_token_ends_the_live_tunnel(relay, make_client):
@@ -521,8 +569,8 @@ async def test_fragmented_messages_are_reassembled(relay, open_viewer):
     await wait_until(lambda: relay.tunnel(1016) is not None, what="the tunnel")
 
     viewer_reader, viewer_writer = await open_viewer(relay.tunnel(1016).ports["rtsp"])
-    await wait_until(lambda: relay.tunnel(1016).session.open_connections == 1, what="the viewer's id")
-    (cid,) = [cid for cid, _ in relay.tunnel(1016).session.table.items()]
+    await wait_until(lambda: relay.tunnel(1016).session.connection.open_connections == 1, what="the viewer's id")
+    (cid,) = [cid for cid, _ in relay.tunnel(1016).session.connection.table.items()]
     frame = encode_data(cid, b"fragmented payload")
     writer.write(_client_frame(0x2, frame[:2], False) + _client_frame(0x0, frame[2:9], False)
                  + _client_frame(0x0, frame[9:], True))

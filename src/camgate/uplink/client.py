@@ -21,18 +21,21 @@ from typing import Callable
 
 import aiohttp
 
+from .connection import Role, TunnelConnection
+from .flow import FlowLimits
 from .protocol import (
     AGENT_VERSION,
     LIMITS,
     SUBPROTOCOL,
-    Extension,
     Forward,
+    Hello,
     ProtocolError,
     PublicEndpoint,
     build_hello,
     check_forwards,
 )
-from .session import FlowLimits, LivenessTimes, Role, TunnelSession
+from .session import LivenessTimes, TunnelSession
+from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token
 
 log = logging.getLogger(__name__)
@@ -172,9 +175,9 @@ class TunnelClient:
                            bytes_from_cloud=self._bytes_from)
         return replace(
             self._status,
-            open_connections=session.open_connections,
-            bytes_to_cloud=self._bytes_to + session.bytes_to_peer,
-            bytes_from_cloud=self._bytes_from + session.bytes_from_peer,
+            open_connections=session.connection.open_connections,
+            bytes_to_cloud=self._bytes_to + session.connection.bytes_to_peer,
+            bytes_from_cloud=self._bytes_from + session.connection.bytes_from_peer,
         )
 
     @property
@@ -351,24 +354,19 @@ class TunnelClient:
             raise _Retry(f"relay refused the tunnel: HTTP {exc.status}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+        spec = self.spec
+        connection = TunnelConnection(
+            Role.CLIENT, Hello(spec.forwards, spec.websocket_buffer_size, spec.agent_version), limits=self._limits
+        )
         session = TunnelSession(
-            ws,
-            role=Role.CLIENT,
-            label=self._label,
-            send_payload_max=self.spec.websocket_buffer_size,
-            forwards=self.spec.forwards,
-            limits=self._limits,
-            liveness=self._liveness,
-            on_extension=self._on_relay_extension,
+            ws, connection, label=self._label, liveness=self._liveness, on_endpoints=self._on_relay_endpoints
         )
         try:
-            await ws.send_str(
-                build_hello(self.spec.forwards, self.spec.websocket_buffer_size, self.spec.agent_version)
-            )
+            await ws.send_str(build_hello(spec.forwards, spec.websocket_buffer_size, spec.agent_version))
             # Queued first, so it follows the hello: camgate's offer of per-connection
             # flow control and of larger D payloads, which a reference relay ignores (a
             # TEXT after the hello). The hello itself keeps the reference agent's size.
-            session.announce(max_payload=LIMITS.relay_accepts_payload if self._limits.announce_flow else None)
+            session.announce()
             self._session = session
             self._status = replace(self._status, tunnels_opened=self._status.tunnels_opened + 1, endpoints=())
             self._set(TunnelState.UP, "")
@@ -378,8 +376,8 @@ class TunnelClient:
             raise _Retry(f"tunnel lost: {_describe(exc)}") from None
         finally:
             self._session = None
-            self._bytes_to += session.bytes_to_peer
-            self._bytes_from += session.bytes_from_peer
+            self._bytes_to += connection.bytes_to_peer
+            self._bytes_from += connection.bytes_from_peer
             if not ws.closed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), 2)
@@ -387,12 +385,10 @@ class TunnelClient:
             reason = ws.close_code
             raise _Retry(f"relay closed the tunnel (code {reason})")
 
-    def _on_relay_extension(self, extension: Extension) -> None:
-        # A camgate relay says which public ports it gave us (the session has handled
-        # payload size and flow control). The reference relay sends nothing.
-        if extension.endpoints is not None:
-            self._status = replace(self._status, endpoints=extension.endpoints)
-            self._notify()
+    def _on_relay_endpoints(self, endpoints: tuple[PublicEndpoint, ...]) -> None:
+        # A camgate relay says which public ports it gave us; the reference relay never does.
+        self._status = replace(self._status, endpoints=endpoints)
+        self._notify()
 
     # --- helpers -----------------------------------------------------------------
 
@@ -413,10 +409,7 @@ class TunnelClient:
             return True  # aiohttp's default; ignored for plain http and ws
         if not self.spec.verify:
             return False
-        context = ssl.create_default_context()
-        if self.spec.cafile:
-            context.load_verify_locations(self.spec.cafile)
-        return context
+        return client_context(self.spec.cafile)
 
     def _set(self, state: TunnelState, reason: str, retry_in: float | None = None) -> None:
         retry_at = time.time() + retry_in if retry_in is not None else None

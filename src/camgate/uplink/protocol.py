@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import reprlib
 import struct
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Generic, Iterator, TypeVar
 
 from camgate import __version__ as _camgate_version
@@ -87,7 +87,8 @@ class Forward:
             raise ProtocolError(f"forward is missing {', '.join(missing)}")
         port = data["port"]
         if isinstance(port, bool) or not isinstance(port, int):
-            raise ProtocolError(f"forward port must be an integer, not {port!r}")
+            # reprlib: a peer's value may be huge or nested too deep to print whole.
+            raise ProtocolError(f"forward port must be an integer, not {reprlib.repr(port)}")
         for key in ("name", "protocol", "host"):
             if not isinstance(data[key], str):
                 raise ProtocolError(f"forward {key} must be a string")
@@ -198,6 +199,8 @@ def parse_hello(text: str | bytes) -> Hello:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("hello is not JSON") from None
+    except RecursionError:  # a peer's JSON nested deeper than Python's stack
+        raise ProtocolError("hello is nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("hello is not a JSON object")
     raw_forwards = data.get("forwards")
@@ -304,7 +307,7 @@ def parse_extension(text: str | bytes) -> Extension | None:
     """
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or nested past the stack
         return None
     if not isinstance(data, dict):
         return None
@@ -327,7 +330,9 @@ def parse_extension(text: str | bytes) -> Extension | None:
         found = []
         for item in items:
             try:
-                found.append(PublicEndpoint(str(item["name"]), str(item["proxy_host"]), int(item["proxy_port"])))
+                name, host = item["name"], item["proxy_host"]
+                if isinstance(name, str) and isinstance(host, str):
+                    found.append(PublicEndpoint(name, host, int(item["proxy_port"])))
             except (KeyError, TypeError, ValueError):
                 continue
         endpoints = tuple(found)
@@ -422,22 +427,11 @@ def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[byt
 # --- the per-tunnel table of client ids ---------------------------------------
 
 
-class ConnState(Enum):
-    OPENING = "opening"  # O seen/sent; the TCP leg is not connected yet
-    OPEN = "open"
-
-
 T = TypeVar("T")
 
 
 class TableFull(ProtocolError):
     pass
-
-
-@dataclass
-class _Entry(Generic[T]):
-    value: T
-    state: ConnState
 
 
 class ConnectionTable(Generic[T]):
@@ -452,7 +446,7 @@ class ConnectionTable(Generic[T]):
         if not 1 <= capacity <= MAX_CLIENT_ID + 1:
             raise ValueError("capacity must be in 1..65536")
         self.capacity = capacity
-        self._entries: dict[int, _Entry[T]] = {}
+        self._entries: dict[int, T] = {}
         # Frames for an id just closed are normal (they crossed our C on the wire);
         # remembering recent ids lets the caller log those quietly.
         self._recently_closed: deque[int] = deque(maxlen=remember_closed)
@@ -465,12 +459,12 @@ class ConnectionTable(Generic[T]):
         return client_id in self._entries
 
     def values(self) -> list[T]:
-        return [entry.value for entry in self._entries.values()]
+        return list(self._entries.values())
 
     def items(self) -> list[tuple[int, T]]:
-        return [(cid, entry.value) for cid, entry in self._entries.items()]
+        return list(self._entries.items())
 
-    def allocate(self, value: T, state: ConnState = ConnState.OPEN) -> int:
+    def allocate(self, value: T) -> int:
         """Relay side: give ``value`` a free id. Raises :class:`TableFull`."""
         if len(self._entries) >= self.capacity:
             raise TableFull(f"{self.capacity} connections already open")
@@ -481,10 +475,10 @@ class ConnectionTable(Generic[T]):
         while client_id in self._entries:
             client_id = (client_id + 1) & MAX_CLIENT_ID
         self._next_id = (client_id + 1) & MAX_CLIENT_ID
-        self._entries[client_id] = _Entry(value, state)
+        self._entries[client_id] = value
         return client_id
 
-    def register(self, client_id: int, value: T, state: ConnState = ConnState.OPENING) -> T | None:
+    def register(self, client_id: int, value: T) -> T | None:
         """Client side, on O: track ``client_id``.
 
         Returns the value it displaced, if the relay reused an id we still think is
@@ -496,21 +490,11 @@ class ConnectionTable(Generic[T]):
         displaced = self._entries.pop(client_id, None)
         if displaced is None and len(self._entries) >= self.capacity:
             raise TableFull(f"{self.capacity} connections already open")
-        self._entries[client_id] = _Entry(value, state)
-        return displaced.value if displaced is not None else None
+        self._entries[client_id] = value
+        return displaced
 
     def get(self, client_id: int) -> T | None:
-        entry = self._entries.get(client_id)
-        return entry.value if entry is not None else None
-
-    def state(self, client_id: int) -> ConnState | None:
-        entry = self._entries.get(client_id)
-        return entry.state if entry is not None else None
-
-    def mark_open(self, client_id: int) -> None:
-        entry = self._entries.get(client_id)
-        if entry is not None:
-            entry.state = ConnState.OPEN
+        return self._entries.get(client_id)
 
     def close_local(self, client_id: int) -> T | None:
         """Our end closed: a value back means "send C now"; None means don't."""
@@ -521,11 +505,11 @@ class ConnectionTable(Generic[T]):
         return self._remove(client_id)
 
     def _remove(self, client_id: int) -> T | None:
-        entry = self._entries.pop(client_id, None)
-        if entry is None:
+        value = self._entries.pop(client_id, None)
+        if value is None:
             return None
         self._recently_closed.append(client_id)
-        return entry.value
+        return value
 
     def why_unknown(self, client_id: int) -> str:
         """Why a frame for an id not in the table is being ignored, for the log."""

@@ -36,21 +36,20 @@ from camgate.process_limits import raise_open_files_limit
 
 from .connection_guard import ConnectionGuard, ConnectionLimits
 from .guarded_listener import GuardedSite
+from .connection import Role, TunnelConnection
+from .flow import FlowLimits
 from .protocol import LIMITS, SUBPROTOCOL, Forward, Hello, ProtocolError, PublicEndpoint, parse_hello
 from .ratelimit import FailureLimiter
 from .relay_store import PREVIOUS_PORTS_GRACE_S, Device, RelayStore
 from .relay_metrics import RelayMetrics
 from .relay_store import Device, RelayStore
-from .session import FlowLimits, LivenessTimes, Role, TunnelSession
+from .session import LivenessTimes, TunnelSession
 from .tokens import InvalidToken, decode_access_token, encode_access_token
 
 log = logging.getLogger(__name__)
 
 TUNNEL_PATH = "/ra-proxy"
 HELLO_TIMEOUT = 10.0
-# What camgate's relay accepts in one D payload; said to camgate clients in the
-# extension message so they can send more than the reference 4096 bytes per frame.
-MAX_PAYLOAD_ACCEPTED = 64 * 1024
 _MAX_MESSAGE = 1024 * 1024  # WebSocket messages beyond this end the tunnel (aiohttp limit)
 # Devices enrolled by serial get camids from here up, clear of the ids a VMS assigns.
 ENROLLED_CAMID_BASE = 1_000_000_000
@@ -438,18 +437,10 @@ class RelayServer:
             return ws
         if hello is None:
             return ws
-        session = TunnelSession(
-            ws,
-            role=Role.RELAY,
-            label=label,
-            # At most what the client said it takes; and no more than 64 KiB whatever it
-            # says, since larger frames gain nothing and cost memory per message.
-            send_payload_max=min(hello.websocket_buffer_size, MAX_PAYLOAD_ACCEPTED),
-            forwards=hello.forwards,
-            max_connections=self.config.max_connections,
-            limits=self.config.limits,
-            liveness=self.config.liveness,
+        connection = TunnelConnection(
+            Role.RELAY, hello, max_connections=self.config.max_connections, limits=self.config.limits
         )
+        session = TunnelSession(ws, connection, label=label, liveness=self.config.liveness)
         tunnel = RelayTunnel(device.camid, hello, session)
         lock = self._device_locks.setdefault(device.camid, asyncio.Lock())
         async with lock:
@@ -469,7 +460,6 @@ class RelayServer:
         # camgate's extension message (a reference agent ignores a TEXT after the hello):
         # the public ports, the D payload we take, and the offer of flow control.
         session.announce(
-            max_payload=MAX_PAYLOAD_ACCEPTED,
             endpoints=tuple(
                 PublicEndpoint(f["name"], f["proxy_host"], f["proxy_port"]) for f in self._public_forwards(tunnel)
             ),
