@@ -47,8 +47,8 @@ class RelayEvents:
             self.provisioning_refused[status] += 1
 
     def tunnel_ended(self, session: "TunnelSession") -> None:
-        self.ended_bytes_to_devices += session.bytes_to_peer
-        self.ended_bytes_from_devices += session.bytes_from_peer
+        self.ended_bytes_to_devices += session.connection.bytes_to_peer
+        self.ended_bytes_from_devices += session.connection.bytes_from_peer
 
 
 class RelayCollector:
@@ -66,11 +66,11 @@ class RelayCollector:
         yield CounterMetricFamily("camgate_relay_tunnels_opened", "Tunnels that came up since the relay started.",
                                   value=events.tunnels_opened)
         yield GaugeMetricFamily("camgate_relay_open_connections", "Viewer connections open through all tunnels.",
-                                value=sum(session.open_connections for session in sessions))
+                                value=sum(session.connection.open_connections for session in sessions))
         traffic = CounterMetricFamily("camgate_relay_bytes", "Payload bytes carried through tunnels, by direction.",
                                       labels=["direction"])
-        traffic.add_metric(["to_devices"], events.ended_bytes_to_devices + sum(s.bytes_to_peer for s in sessions))
-        traffic.add_metric(["from_devices"], events.ended_bytes_from_devices + sum(s.bytes_from_peer for s in sessions))
+        traffic.add_metric(["to_devices"], events.ended_bytes_to_devices + sum(s.connection.bytes_to_peer for s in sessions))
+        traffic.add_metric(["from_devices"], events.ended_bytes_from_devices + sum(s.connection.bytes_from_peer for s in sessions))
         yield traffic
         refused = CounterMetricFamily("camgate_relay_refused_connections", "Device (tunnel) connections refused, by reason.",
                                       labels=["reason"])
