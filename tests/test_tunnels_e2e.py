@@ -42,21 +42,13 @@ class Gateway:
         assert status in (200, 201), body
         return body["access_token"]
 
-    def agent_ping(self) -> dict:
+    def agent_sync(self) -> dict:
+        """Until the agent has completed a reconcile pass begun after this call."""
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
+            sock.settimeout(30)
             sock.connect(str(self.data_dir / "agent.sock"))
-            sock.sendall(b'{"command": "ping"}\n')
+            sock.sendall(b'{"command": "sync"}\n')
             return json.loads(sock.makefile().readline())
-
-    def wait_for_reconciles(self, passes: int, timeout: float = 30.0) -> None:
-        """Until the agent has completed ``passes`` more reconcile passes (two: the one
-        running during an edit may have read the table before it)."""
-        target = self.agent_ping()["reconciles"] + passes
-        deadline = time.monotonic() + timeout
-        while self.agent_ping()["reconciles"] < target:
-            assert time.monotonic() < deadline, "the agent stopped reconciling"
-            time.sleep(0.05)
 
     def wait_for_camera(self, camera_id: int, predicate, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -165,7 +157,7 @@ def test_edit_restarts_only_when_a_used_field_changes_and_inactive_stops(gateway
 
     # serial is not used by the tunnel: the viewer's connection survives.
     assert gateway.api("POST", f"/api/edit-camera/{camera_id}/", {"serial": "NEWSERIAL"})[0] == 200
-    gateway.wait_for_reconciles(2)
+    assert gateway.agent_sync()["ok"]
     assert gateway.api("GET", f"/api/camera/{camera_id}/")[1]["tunnel"]["open_connections"] == 1
     viewer.sendall(b"OPTIONS rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n\r\n")
     assert viewer.recv(100).startswith(b"RTSP/1.0 200")

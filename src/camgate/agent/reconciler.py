@@ -55,8 +55,10 @@ class Agent:
         self._status_changed = asyncio.Event()
         self._written: dict[str, store.StatusRecord] = {}
         self._lock = asyncio.Lock()
-        # Passes completed: a positive signal that an edit has been seen (tests, ping).
+        # Passes started and completed: "sync" waits for one that began after it was asked.
         self.reconciles = 0
+        self._started = 0
+        self._completed = asyncio.Condition()
         self._restarted: TunnelClient | None = None  # the gateway client the last restart started
         self.reconcile_stats = ReconcileStats()
         self.snapshots = SnapshotService.from_environment()
@@ -69,6 +71,15 @@ class Agent:
 
     async def _on_metrics(self) -> dict:
         return {"ok": True, "reconcile": self.reconcile_stats.as_dict()}
+
+    async def _on_sync(self) -> dict:
+        """Reconcile now and answer once a pass that began after this request is done:
+        the table as it is now has been seen (a positive signal, for tests and tools)."""
+        wanted = self._started + 1
+        self._wake.set()
+        async with self._completed:
+            await self._completed.wait_for(lambda: self.reconciles >= wanted)
+        return {"ok": True, "reconciles": self.reconciles}
 
     async def _on_ping(self) -> dict:
         return {"ok": True, "pid": os.getpid(), "tunnels": len(self.clients), "reconciles": self.reconciles}
@@ -191,12 +202,15 @@ class Agent:
     async def _reconcile_forever(self) -> None:
         while True:
             self._wake.clear()
+            self._started += 1
             try:
                 with self.reconcile_stats.measure():
                     await self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying")
-            self.reconciles += 1
+            async with self._completed:
+                self.reconciles += 1
+                self._completed.notify_all()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RECONCILE_EVERY_S)
 
@@ -209,6 +223,7 @@ class Agent:
             "restart-gateway": self._on_restart_gateway,
             "ping": self._on_ping,
             "settings": self._on_settings,
+            "sync": self._on_sync,
             "metrics": self._on_metrics,
             "snapshot": self.snapshots.handle,
         })
