@@ -42,7 +42,7 @@ def insert_cameras(env: dict, tokens: list[str], tmp: Path) -> None:
         "from camgate.cameras.models import Camera\n"
         "with transaction.atomic():\n"
         "    for token in json.load(open(os.environ['BENCH_TOKENS_FILE'])):\n"
-        "        Camera(ip='127.0.0.1', http_port=80, rtsp_port=554, is_active=True, access_token=token).save()\n"
+        "        Camera(ip='127.0.0.1', http_port=80, rtsp_port=554, enabled=True, access_token=token).save()\n"
     )
     subprocess.run(
         [sys.executable, "-m", "camgate.cli", "shell", "-c", code], env={**env, "BENCH_TOKENS_FILE": str(tokens_file)},
