@@ -8,11 +8,13 @@ The commands (`bench/run.py`, `bench/chaos.py`, `bench/soak.py`) put this tree's
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import random
 import resource
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +43,32 @@ def run_this_tree() -> str | None:
     return None
 
 
+def start_command(what: str) -> str | None:
+    """Ready a benchmark command: this tree's code (see run_this_tree), camgate's own
+    logging quiet in this process. The table's first line, or None (the reason said on
+    stderr) when it cannot run."""
+    problem = run_this_tree()
+    if problem:
+        print(problem, file=sys.stderr)
+        return None
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    return machine_line(what)
+
+
+def conclude(problems: list[str], success: str, details: list[str], tmp: Path, keep: bool = False) -> int:
+    """The last lines of a long run's output, its logs kept when anything failed; the
+    exit status."""
+    print(f"Load average {os.getloadavg()[0]:.2f} at the end; total run time {time.monotonic() - STARTED:.0f} s. "
+          + (success if not problems else "FAILED: " + "; ".join(problems)))
+    for line in details:
+        print("  " + line)
+    if problems or keep:
+        print(f"Logs kept in {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if problems else 0
+
+
 def machine_line(what: str) -> str:
     """The first line of a printed table: what ran, on which commit, machine and load."""
     commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
@@ -54,6 +82,14 @@ def machine_line(what: str) -> str:
 def note(message: str) -> None:
     """A progress line on stderr (stdout is the table's)."""
     print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def vm_kib(pid: int, field: str) -> int:
+    """A memory figure of a process from /proc (VmRSS: resident now, VmHWM: its peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def _bindable(port: int) -> bool:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import Context, note
+from bench.common import Context, note, vm_kib
 from bench.report import Row, fmt_difference, fmt_mib, fmt_seconds
 from tests.support.processes import camgate_env, camgate_process
 
@@ -23,13 +23,6 @@ CAMERA_COUNTS = {False: (100, 500), True: (100,)}  # by ctx.quick
 
 def run(ctx: Context) -> list[Row]:
     return asyncio.run(bench_memory(CAMERA_COUNTS[ctx.quick], ctx))
-
-
-def vm_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def insert_cameras(env: dict, tokens: list[str], tmp: Path) -> None:

@@ -13,7 +13,6 @@ measured is this tree's (``src/``), whatever camgate is installed.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import sys
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's camgate and bench, first
 
 from bench import add_camera, memory, recovery, throughput  # noqa: E402
-from bench.common import STARTED, Children, Context, machine_line, run_this_tree  # noqa: E402
+from bench.common import STARTED, Children, Context, start_command  # noqa: E402
 from bench.report import Row, format_table  # noqa: E402
 
 
@@ -55,13 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if not only or not only <= set(numbers):
         parser.error(f"--only takes numbers from {numbers[0]} to {numbers[-1]}, not {args.only!r}")
 
-    problem = run_this_tree()
-    if problem:
-        print(problem, file=sys.stderr)
+    title = start_command(f"camgate benchmarks ({'quick' if args.quick else 'full'} run)")
+    if title is None:
         return 2
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-
-    title = machine_line(f"camgate benchmarks ({'quick' if args.quick else 'full'} run)")
     ctx = Context(quick=args.quick, tmp=Path(tempfile.mkdtemp(prefix="camgate-bench-")), children=Children(), only=only)
     rows: list[Row] = []
     failed = False
