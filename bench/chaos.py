@@ -37,8 +37,10 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's camgate and bench, 
 from bench.common import conclude, note, start_command  # noqa: E402
 from bench.gateway import Gateway, left_over  # noqa: E402
 from bench.report import MB, fmt_seconds, format_grid, percentile  # noqa: E402
-from bench.streams import CHUNK, CORRUPT, CUT, INTACT, STALLED, PacedCamera, Tally, keep_viewing, view  # noqa: E402
-from bench.writes import Writers  # noqa: E402
+from bench.streams import (  # noqa: E402
+    CHUNK, CORRUPT, CUT, INTACT, STALLED, PacedCamera, Tally, keep_viewing, stop_viewers, view,
+)
+from bench.writes import Verdict, Writers  # noqa: E402
 
 KINDS = ("relay", "agent", "web", "supervisor")  # web: gunicorn's master and workers
 RECOVERY_S = 120.0  # a kill not recovered from within this is reported as "not back"
@@ -94,6 +96,10 @@ class Chaos:
         self.web_port = 0  # the gateway's own tunnel's public web port
         self.recoveries: list[Recovery] = []
         self.writers: Writers | None = None
+        # What the end of the run found:
+        self.rounds_done = 0
+        self.verdict = Verdict()
+        self.stopped_in_time = False
         self.end_left_over: dict[int, str] = {}
 
     async def run(self, rounds: int, duration_s: float | None) -> None:
@@ -114,26 +120,25 @@ class Chaos:
         self.writers.start()
         try:
             chaos_started = time.monotonic()
-            done = 0
-            while done < rounds or (duration_s and time.monotonic() - chaos_started < duration_s):
+            while self.rounds_done < rounds or (duration_s and time.monotonic() - chaos_started < duration_s):
                 for kind in random.sample(KINDS, len(KINDS)):
                     await asyncio.sleep(self.sizes.calm_s * random.uniform(1, 2))
-                    note(f"round {done + 1}: kill -9 {kind}")
+                    note(f"round {self.rounds_done + 1}: kill -9 {kind}")
                     self.recoveries.append(await self._kill(kind))
                     last = self.recoveries[-1]
                     note(f"  back: tunnels {last.tunnels_s}, API {last.api_s}, cut {last.cut}, left over {len(last.left_over)}")
-                done += 1
+                self.rounds_done += 1
             await asyncio.sleep(self.sizes.calm_s)
         finally:
             await asyncio.to_thread(self.writers.stop)
-            for task in viewers:
-                task.cancel()
-            await asyncio.gather(*viewers, return_exceptions=True)
-        self.verdict = self.writers.ledger.check(gw.api("GET", "/api/cameras/")[1], self.camera_ids)
+            await stop_viewers(viewers)
+        status, rows = await asyncio.to_thread(gw.api, "GET", "/api/cameras/")
+        if status != 200:
+            raise RuntimeError(f"the camera list answered {status} at the end")
+        self.verdict = self.writers.ledger.check(rows, self.camera_ids)
         note("stopping camgate run (SIGTERM)")
         self.stopped_in_time = await asyncio.to_thread(gw.stop)
         self.end_left_over = await self._left_over(gw.processes)
-        self.rounds_done = done
 
     async def _left_over(self, find) -> dict[int, str]:
         return await asyncio.to_thread(left_over, find, LEFTOVER_GRACE_S)

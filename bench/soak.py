@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's camgate and bench, 
 from bench.common import conclude, note, start_command, vm_kib  # noqa: E402
 from bench.gateway import Gateway, cpu_seconds, left_over  # noqa: E402
 from bench.report import MB, MIB, format_grid  # noqa: E402
-from bench.streams import CORRUPT, CUT, INTACT, NO_STREAM, STALLED, PacedCamera, Tally, keep_viewing  # noqa: E402
+from bench.streams import CORRUPT, CUT, INTACT, NO_STREAM, STALLED, PacedCamera, Tally, keep_viewing, stop_viewers  # noqa: E402
 
 WATCHED = ("relay", "agent")
 GROWTH_GOAL = 0.05
@@ -60,9 +60,13 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict:
         await asyncio.sleep(warmup)
         bytes_before, cpu_before, started = tally.bytes, {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
         samples: dict[str, list[int]] = {name: [] for name in WATCHED}
+        anon: dict[str, list[int]] = {name: [] for name in WATCHED}
+        sampled_at: list[float] = []
         while True:
             for name, pid in pids.items():
                 samples[name].append(vm_kib(pid, "VmRSS") * 1024)
+                anon[name].append(vm_kib(pid, "RssAnon") * 1024)
+            sampled_at.append(time.monotonic())
             elapsed = time.monotonic() - started
             if elapsed >= duration - warmup:
                 break
@@ -73,16 +77,15 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict:
         cpu = {n: (cpu_seconds(p) - cpu_before[n]) / seconds for n, p in pids.items()}
         delivered = tally.bytes - bytes_before
         restarted = [name for name, pid in pids.items() if gateway.child_pid(name) != pid]
-        for task in viewers:
-            task.cancel()
-        await asyncio.gather(*viewers, return_exceptions=True)
+        await stop_viewers(viewers)
     finally:
         camera.close()
         stopped = await asyncio.to_thread(gateway.stop)
         left = await asyncio.to_thread(left_over, gateway.processes, 15.0)
         gateway.kill_everything()
     return {
-        "cameras": cameras, "samples": samples, "cpu": cpu, "seconds": seconds, "delivered": delivered,
+        "cameras": cameras, "samples": samples, "anon": anon, "cpu": cpu,
+        "longest_gap": max((b - a for a, b in zip(sampled_at, sampled_at[1:])), default=0.0), "seconds": seconds, "delivered": delivered,
         "tally": tally, "restarted": restarted, "left": left, "stopped": stopped, "rate": rate,
     }
 
@@ -90,12 +93,14 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict:
 def tables(args: argparse.Namespace, result: dict) -> tuple[str, list[str]]:
     samples, tally = result["samples"], result["tally"]
     growth = {n: (s[-1] - s[0]) / s[0] for n, s in samples.items()}
+    anon_growth = {n: (s[-1] - s[0]) / s[0] for n, s in result["anon"].items()}
     missed = [f"{n} RSS grew {g:+.1%}" for n, g in growth.items() if g >= GROWTH_GOAL]
     memory = [
         ["RSS after the warm-up", *(f"{samples[n][0] / MIB:.1f} MiB" for n in WATCHED), "—"],
         ["RSS at the end", *(f"{samples[n][-1] / MIB:.1f} MiB" for n in WATCHED), "—"],
         [f"RSS peak (sampled every {args.interval:g} s)", *(f"{max(samples[n]) / MIB:.1f} MiB" for n in WATCHED), "—"],
         ["RSS growth, end against start", *(f"{growth[n]:+.1%}" for n in WATCHED), f"< {GROWTH_GOAL:.0%}"],
+        ["RssAnon growth (heap only: RSS also counts file pages the kernel may drop)", *(f"{anon_growth[n]:+.1%}" for n in WATCHED), "—"],
         ["CPU, share of one core", *(f"{result['cpu'][n]:.0%}" for n in WATCHED), "—"],
     ]
     o = tally.outcomes
@@ -116,6 +121,8 @@ def tables(args: argparse.Namespace, result: dict) -> tuple[str, list[str]]:
         ["viewer errors: cut / stalled / could not start / corrupt",
          f"{o[CUT]} / {o[STALLED]} / {o[NO_STREAM]} / {o[CORRUPT]}", "0"],
         ["relay or agent restarted during the soak", ", ".join(result["restarted"]) or "no", "no"],
+        ["longest gap between two samples (a machine that stalls everything shows here)",
+         f"{result['longest_gap']:.0f} s", f"{args.interval:g} s"],
         ["processes left over after camgate run stopped (SIGTERM, 15 s)",
          str(len(result["left"])) + ("" if result["stopped"] else "; camgate run did not exit in 30 s"), "0"],
     ]

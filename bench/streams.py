@@ -67,7 +67,8 @@ class PacedCamera:
         sent, digest = 0, hashlib.sha256()
         seed = None
         try:
-            seed, length, rate = REQUEST.unpack(await asyncio.wait_for(reader.readexactly(REQUEST.size), 30))
+            async with asyncio.timeout(30):
+                seed, length, rate = REQUEST.unpack(await reader.readexactly(REQUEST.size))
             started = loop.time()
             while sent < length:
                 piece = stream_piece(seed, sent, min(CHUNK, length - sent))
@@ -78,7 +79,7 @@ class PacedCamera:
                 ahead = sent / rate - (loop.time() - started) if rate else 0
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+        except (OSError, asyncio.IncompleteReadError):  # TimeoutError is an OSError
             pass  # the tunnel went away under the stream: the viewer sees it cut
         finally:
             waiting = self._waiting.get(seed)
@@ -110,20 +111,22 @@ async def view(port: int, camera: PacedCamera, seed: int, length: int, rate: int
     digest, got, ended = hashlib.sha256(), 0, CUT
     try:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
-        except (OSError, asyncio.TimeoutError):
+            async with asyncio.timeout(10):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:  # TimeoutError included
             tally.outcomes[NO_STREAM] += 1
             return NO_STREAM
         try:
             writer.write(REQUEST.pack(seed, length, rate))
             while got < length:
-                chunk = await asyncio.wait_for(reader.read(4 * CHUNK), STALL_S)
+                async with asyncio.timeout(STALL_S):
+                    chunk = await reader.read(4 * CHUNK)
                 if not chunk:
                     break
                 digest.update(chunk)
                 got += len(chunk)
                 tally.bytes += len(chunk)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             ended = STALLED
             tally.note(f"port {port}: nothing for {STALL_S:.0f} s after {got} of {length} bytes")
         except OSError:
@@ -134,8 +137,9 @@ async def view(port: int, camera: PacedCamera, seed: int, length: int, rate: int
             ended = NO_STREAM  # closed before the first byte: the tunnel was not there
         elif got == length:
             try:
-                camera_sent = await asyncio.wait_for(sent, 10)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(10):
+                    camera_sent = await sent
+            except TimeoutError:
                 camera_sent = None  # a viewer got a whole stream the camera never finished
             ended = INTACT if camera_sent == (length, digest.hexdigest()) else CORRUPT
         elif got > length:
@@ -156,3 +160,14 @@ async def keep_viewing(port: int, camera: PacedCamera, seeds, length: int, rate:
     while True:
         if await view(port, camera, next(seeds), length, rate, tally) not in (INTACT, CORRUPT):
             await asyncio.sleep(0.2)
+
+
+async def stop_viewers(tasks: list[asyncio.Task]) -> None:
+    """Cancel ``tasks`` and wait for them. A cancel that lands just as an awaited call
+    completes can be lost on older Pythons (asyncio.wait_for before 3.12 swallows it; a
+    soak once hung so), and the viewer would stream on: cancel until every task ends."""
+    while tasks:
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=1)
+        tasks = list(pending)
