@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's camgate and bench, first
 
 from bench.common import conclude, note, start_command  # noqa: E402
-from bench.gateway import Gateway, left_over  # noqa: E402
+from bench.gateway import NO_ANSWER, Gateway, left_over  # noqa: E402
 from bench.report import MB, fmt_seconds, format_grid, percentile  # noqa: E402
 from bench.streams import (  # noqa: E402
     CHUNK, CORRUPT, CUT, INTACT, STALLED, PacedCamera, Tally, keep_viewing, stop_viewers, view,
@@ -196,7 +196,7 @@ class Chaos:
         def answers() -> bool:
             try:
                 return self.gateway.api("GET", "/api/cameras/")[0] == 200
-            except OSError:
+            except NO_ANSWER:
                 return False
 
         return time.monotonic() - since if await _until(answers, RECOVERY_S, 0.05) else None

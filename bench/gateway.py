@@ -7,12 +7,12 @@ never meets another checkout's gateway on this machine.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
 from pathlib import Path
 
 from bench.common import free_port_range
@@ -42,6 +42,11 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time a process has used so far."""
     fields = _proc(pid, "stat").rsplit(b")", 1)[-1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if len(fields) > 12 else 0.0
+
+
+# What a request whose server dies under it raises: refused, reset, timed out, or the
+# answer cut short (http.client.IncompleteRead, after a status line already came).
+NO_ANSWER = (OSError, http.client.HTTPException)
 
 
 def refused(error: BaseException) -> bool:
@@ -114,7 +119,7 @@ class Gateway:
                 and self.child_pid("agent") is not None
                 and (self.data / "agent.sock").exists()
             )
-        except (OSError, urllib.error.URLError):
+        except NO_ANSWER:
             return False
 
     def kill_supervisor(self) -> None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-import urllib.error
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bench.gateway import refused
+from bench.gateway import NO_ANSWER, refused
 
 # Fields the editors change, one thread each, and the value of the n-th edit.
 EDITS: dict[str, Callable[[int], object]] = {
@@ -140,12 +139,13 @@ class Writers:
         """("answered", status, body), ("refused", 0, None) or ("unanswered", 0, None)."""
         try:
             status, answer = self.api(method, path, body)
-        except (OSError, urllib.error.URLError) as error:
-            outcome = "refused" if refused(error) else "unanswered"
-            self.ledger.answers[f"{kind} {outcome}"] += 1
-            return outcome, 0, None
-        self.ledger.answers[f"{kind} {status}"] += 1
-        return "answered", status, answer
+        except NO_ANSWER as error:
+            outcome, status, answer = "refused" if refused(error) else "unanswered", 0, None
+        else:
+            outcome = "answered"
+        with self.ledger.lock:
+            self.ledger.answers[f"{kind} {status if outcome == 'answered' else outcome}"] += 1
+        return outcome, status, answer
 
     def _live(self) -> list[Entry]:
         with self.ledger.lock:
