@@ -80,8 +80,14 @@ HEADERS = ("#", "measurement", "camgate", "baseline", "camgate vs baseline")
 
 def format_table(rows: Sequence[Row], headers: Sequence[str] = HEADERS) -> str:
     """A markdown table with columns padded to line up in a terminal too."""
-    cells = [list(headers)] + [[r.number, r.what, r.camgate, r.baseline, r.versus] for r in rows]
-    cells = [[c.replace("|", "\\|") for c in line] for line in cells]
+    return format_grid(headers, [[r.number, r.what, r.camgate, r.baseline, r.versus] for r in rows])
+
+
+def format_grid(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``format_table`` for any columns: one list of cells a row, as many as ``headers``."""
+    if any(len(row) != len(headers) for row in rows):
+        raise ValueError(f"every row needs {len(headers)} cells")
+    cells = [[c.replace("|", "\\|") for c in line] for line in [list(headers), *map(list, rows)]]
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
 
     def line(items: list[str]) -> str:

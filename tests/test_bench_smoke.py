@@ -1,6 +1,7 @@
-"""The benchmark's pure helpers (bench/report.py): statistics and the printed table.
+"""The benchmarks' pure helpers: statistics and the printed tables (bench/report.py), and
+the chaos run's ledger of acknowledged writes (bench/writes.py).
 
-Only arithmetic and formatting: no timings here (speed goals live in `bench/run.py`).
+Only arithmetic, formatting and bookkeeping: no timings here (speed goals live in bench/).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from bench.report import (
     fmt_rate,
     fmt_ratio,
     fmt_seconds,
+    format_grid,
     format_table,
     median,
     percentile,
 )
+from bench.writes import Entry, Ledger
 
 
 def test_percentile_interpolates_between_closest_ranks():
@@ -65,3 +68,51 @@ def test_table_is_markdown_with_aligned_columns():
     assert len({len(line) for line in lines}) == 1  # every line as wide: columns line up
     assert "a \\| in text" in lines[3]  # a pipe in a cell does not break the row
     assert lines[3].count(" — ") == 2  # missing baseline and comparison are shown as such
+
+
+def test_grid_takes_any_columns_and_refuses_a_short_row():
+    grid = format_grid(("kill -9 of", "kills", "back"), [["relay", "3", "4.1 s / 7.2 s"], ["web", "3", "—"]])
+    lines = grid.splitlines()
+    assert lines[0].startswith("| kill -9 of ") and len({len(line) for line in lines}) == 1
+    assert lines[2].split("|")[1:4] == [" relay      ", " 3     ", " 4.1 s / 7.2 s "]
+    with pytest.raises(ValueError):
+        format_grid(("a", "b"), [["only one"]])
+
+
+def _acked(ledger: Ledger, camera_id: int, mac: str, **values) -> Entry:
+    entry = Entry(mac=mac, token="t")
+    ledger.entries.append(entry)
+    ledger.added(entry, {"camera_id": camera_id, "serial": "s0", "username": "", "http_port": 80, **values})
+    return entry
+
+
+def _row(camera_id: int, mac: str, serial: str = "s0", username: str = "", http_port: int = 80) -> dict:
+    return {"camera_id": camera_id, "mac": mac, "serial": serial, "username": username, "http_port": http_port}
+
+
+def test_ledger_finds_a_lost_add_a_lost_edit_and_an_undone_delete():
+    ledger = Ledger()
+    _acked(ledger, 1, "m1")
+    edited = _acked(ledger, 2, "m2")
+    ledger.edited(edited, "serial", "s1", answered=True)
+    gone = _acked(ledger, 3, "m3")
+    gone.deleted = "acked"
+    verdict = ledger.check([_row(2, "m2", serial="s0"), _row(3, "m3"), _row(50, "stream")], others={50})
+    assert (len(verdict.adds_missing), len(verdict.edits_lost), len(verdict.deletes_back)) == (1, 1, 1)
+    assert verdict.rows_lost == 3 and verdict.strangers == []
+    assert "serial is 's0', acknowledged ['s1']" in verdict.edits_lost[0]
+
+
+def test_ledger_accepts_what_unanswered_writes_may_have_done_and_nothing_else():
+    ledger = Ledger()
+    entry = _acked(ledger, 1, "m1")
+    ledger.edited(entry, "serial", "s1", answered=False)  # may or may not have happened
+    ledger.edited(entry, "serial", "s2", answered=True)  # and may have overtaken this one
+    ledger.edited(entry, "http_port", 81, answered=True)
+    ledger.entries.append(Entry(mac="m9", token="t"))  # an add without an answer
+    rows = [_row(1, "m1", serial="s1", http_port=81), _row(7, "m9")]
+    verdict = ledger.check(rows, others=set())
+    assert verdict.rows_lost == 0 and verdict.strangers == []
+    assert ledger.check([*rows, _row(8, "who")], others=set()).strangers == ["camera 8"]
+    rows[0]["http_port"] = 80  # the answered http_port edit was lost
+    assert ledger.check(rows, others=set()).edits_lost
