@@ -31,3 +31,33 @@ def test_the_tunnel_port_defaults_to_the_next_port():
     assert tunnel_port(_parser().parse_args(["run", "--port", "9000"])) == 9001
     assert tunnel_port(_parser().parse_args(["web"])) == 8001
     assert tunnel_port(_parser().parse_args(["web", "--tunnel-port", "0"])) == 0
+
+
+def test_a_part_that_exits_is_restarted_after_a_pause_that_grows_while_it_keeps_dying():
+    import sys
+    import time
+
+    from camgate.supervisor import RESTART_PAUSES_S, Child
+
+    child = Child("dies", [sys.executable, "-c", "raise SystemExit(3)"])
+    child.start()
+    child.process.wait()
+    now = time.monotonic()
+    child.look_after(now)
+    assert child.restart_at == now + RESTART_PAUSES_S[1]  # it died at once: a quick exit
+    first_pid = child.process.pid
+    child.look_after(now + RESTART_PAUSES_S[1] - 0.01)
+    assert child.process.pid == first_pid  # still pausing
+    child.look_after(child.restart_at)
+    assert child.process.pid != first_pid and child.restart_at is None
+    child.process.wait()
+    child.look_after(time.monotonic())
+    assert child.restart_at - time.monotonic() > RESTART_PAUSES_S[1]  # dying again: a longer pause
+    # After a long healthy run, an exit is restarted after the shortest pause.
+    child.start()
+    child.process.wait()
+    child.started_at -= 3600
+    child.quick_exits = 0
+    now = time.monotonic()
+    child.look_after(now)
+    assert child.restart_at == now + RESTART_PAUSES_S[0]

@@ -23,7 +23,10 @@ from camgate.datadir import write_private_file
 
 log = logging.getLogger("camgate.supervisor")
 
-RESTART_PAUSE_S = 2.0
+# Before restarting a part that exited: short, so a crash costs seconds of tunnels at
+# most, and longer each time a part dies again soon after its start (a crash loop).
+RESTART_PAUSES_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+STABLE_AFTER_S = 30.0
 STOP_GRACE_S = 10.0
 
 
@@ -49,11 +52,30 @@ class Child:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)  # on top of ours
     process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    quick_exits: int = 0  # exits in a row, each soon after its start
+    restart_at: float | None = None  # while it waits to be started again
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env},
                                         preexec_fn=_die_with_parent(os.getpid()))
+        self.started_at, self.restart_at = time.monotonic(), None
         log.info("started %s (pid %d)", self.name, self.process.pid)
+
+    def look_after(self, now: float) -> None:
+        """Start it again when its pause is over; plan a restart when it has exited. Each
+        part on its own clock: two parts dying together both come back after one pause."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start()
+            return
+        code = self.process.poll()
+        if code is None:
+            return
+        self.quick_exits = self.quick_exits + 1 if now - self.started_at < STABLE_AFTER_S else 0
+        pause = RESTART_PAUSES_S[min(self.quick_exits, len(RESTART_PAUSES_S) - 1)]
+        log.error("%s exited with code %s; restarting in %.1f s", self.name, code, pause)
+        self.restart_at = now + pause
 
 
 def _embedded_relay_admin_token() -> str:
@@ -115,14 +137,8 @@ def run_all(host: str, port: int, tunnel_port: int) -> int:
         child.start()
     while not stopping:
         for child in children:
-            code = child.process.poll()
-            if code is None or stopping:
-                continue
-            log.error("%s exited with code %s; restarting in %.0f s", child.name, code, RESTART_PAUSE_S)
-            time.sleep(RESTART_PAUSE_S)
-            if not stopping:
-                child.start()
-        time.sleep(0.2)
+            child.look_after(time.monotonic())
+        time.sleep(0.1)
     _stop(children)
     return 0
 

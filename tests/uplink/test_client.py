@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 
 import pytest
 
@@ -124,10 +125,29 @@ async def test_malformed_configured_token_fails_at_once(make_client):
 
 def test_backoff_is_jittered_and_capped():
     backoff = Backoff()
+    # A loss after a quiet spell: at once, spread over half a second.
+    losses = [backoff.after_loss() for _ in range(200)]
+    assert all(0 <= d <= 0.5 for d in losses) and max(losses) - min(losses) > 0.25
     first = [backoff.delay(1) for _ in range(200)]
-    assert all(1 <= d <= 5 for d in first) and max(first) - min(first) > 1
-    assert all(5 <= backoff.delay(2) <= 10 for _ in range(50))
+    assert all(0.25 <= d <= 0.5 for d in first) and max(first) - min(first) > 0.1
+    assert all(0.5 <= backoff.delay(2) <= 1 for _ in range(50))
     assert all(15 <= backoff.delay(20) <= 30 for _ in range(50))
+
+
+async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_client, relay, camera):
+    cam = await camera()
+    device, _ = relay.register_device(1201)
+    # Failure pauses of 30 s: only a loss retried "at once" reconnects within the waits.
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
+                         backoff=Backoff(storm_window=0.05, first=(30, 30), cap=30, quiet_after=60))
+    await tunnel_up(client, relay, 1201)
+    await relay.tunnel(1201).stop()
+    await wait_until(lambda: client.status.tunnels_opened == 2 and client.status.state is TunnelState.UP,
+                     what="the tunnel back at once")
+    # Lost again straight after: a relay that keeps dropping us is not hammered.
+    await relay.tunnel(1201).stop()
+    await wait_until(lambda: client.status.state is TunnelState.CONNECTING, what="backing off")
+    assert client.status.retry_at - time.time() > 20
 
 
 def test_slow_retry_every_minute_for_five_minutes_then_hourly():

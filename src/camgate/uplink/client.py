@@ -3,7 +3,7 @@
 A :class:`TunnelClient` keeps one device's tunnel up: it provisions a token by serial
 when it has none, asks the relay where to dial, opens the WebSocket, sends the hello
 and then carries frames (see :mod:`.session`) until the WebSocket closes, then starts
-again after a capped, jittered pause. What it is doing is always readable as a
+again: at once (jittered) after a loss, after a growing pause after failures (Backoff). What it is doing is always readable as a
 :class:`TunnelStatus`, and pushed to an ``on_status`` callback when it changes.
 """
 
@@ -95,10 +95,22 @@ class TunnelStatus:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Pause before reconnecting: 1-5 s like the reference agent, growing to ``cap``."""
+    """Pauses before reconnecting.
 
-    first: tuple[float, float] = (1.0, 5.0)
+    A tunnel lost after a quiet spell (the relay restarted, a network blip) is retried at
+    once: within ``storm_window``, at random, so that a thousand devices do not all
+    arrive in the same instant. Only failed attempts, or losses in quick succession (a
+    relay that drops us right after accepting), back off: ``first``, then doubling (each
+    pause drawn from its upper half) up to ``cap``.
+    """
+
+    storm_window: float = 0.5
+    first: tuple[float, float] = (0.25, 0.5)
     cap: float = 30.0
+    quiet_after: float = 10.0  # a loss this long after the last one counts as the first
+
+    def after_loss(self) -> float:
+        return random.uniform(0.0, self.storm_window)
 
     def delay(self, failures: int) -> float:
         low, high = self.first
@@ -222,16 +234,17 @@ class TunnelClient:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             failures = 0
             slow_since: float | None = None
+            last_loss: float | None = None
             while True:
-                started = time.monotonic()
                 try:
                     token = await self._get_token(http)
                     domain, path = await self._find_endpoint(http, token)
                     await self._carry(http, token, domain, path)
-                    up_for = time.monotonic() - started
-                    failures = 0 if up_for >= self._backoff.cap else failures + 1
-                    slow_since = None
-                    delay = self._backoff.delay(max(failures, 1))
+                    now = time.monotonic()
+                    in_quick_succession = last_loss is not None and now - last_loss < self._backoff.quiet_after
+                    last_loss, slow_since = now, None
+                    failures = failures + 1 if in_quick_succession else 0
+                    delay = self._backoff.delay(failures) if failures else self._backoff.after_loss()
                     self._set(TunnelState.CONNECTING, "tunnel closed", delay)
                 except _Retry as exc:
                     failures += 1
