@@ -288,28 +288,21 @@ class TunnelClient:
     async def _provision(self, http: aiohttp.ClientSession) -> str:
         url = self.spec.provisioning_url.rstrip("/") + "/v1/token"
         self._set(TunnelState.CONNECTING, "provisioning")
-        try:
-            async with http.get(
-                url,
-                params={"serial_id": self.spec.serial.upper()},
-                headers={"Authorization": self.spec.password.upper()},
-                ssl=self._ssl(url.startswith("https:")),
-                timeout=aiohttp.ClientTimeout(total=self._http_timeout),
-            ) as resp:
-                if resp.status == 401:
-                    raise _NotProvisioned()
-                if resp.status == 429:
-                    # Throttled (too many failures from this address): it passes.
-                    raise _Retry("provisioning service busy: HTTP 429")
-                if 400 <= resp.status < 500:
-                    raise _Fatal(f"provisioning refused: HTTP {resp.status}")
-                if resp.status != 200:
-                    raise _Retry(f"provisioning service error: HTTP {resp.status}")
-                body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"provisioning service unreachable: {_describe(exc)}") from None
-        except ValueError:
-            raise _Retry("provisioning service sent no JSON") from None
+        def check(status: int) -> None:
+            if status == 401:
+                raise _NotProvisioned()
+            if status == 429:
+                # Throttled (too many failures from this address): it passes.
+                raise _Retry("provisioning service busy: HTTP 429")
+            if 400 <= status < 500:
+                raise _Fatal(f"provisioning refused: HTTP {status}")
+            if status != 200:
+                raise _Retry(f"provisioning service error: HTTP {status}")
+
+        body = await self._get_json(
+            http, url, "provisioning service", check, url.startswith("https:"),
+            params={"serial_id": self.spec.serial.upper()}, headers={"Authorization": self.spec.password.upper()},
+        )
         raw = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(raw, str) or not raw:
             raise _Retry("provisioning reply has no access_token")
@@ -318,6 +311,19 @@ class TunnelClient:
             self._notify()
         return raw
 
+    async def _get_json(self, http: aiohttp.ClientSession, url: str, peer: str, check, tls: bool, **request) -> object:
+        """GET ``url`` and its JSON body; ``check(status)`` raises for the statuses that
+        mean something; a network failure or a body that is not JSON is a _Retry."""
+        try:
+            async with http.get(url, ssl=self._ssl(tls), timeout=aiohttp.ClientTimeout(total=self._http_timeout),
+                                **request) as resp:
+                check(resp.status)
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _Retry(f"{peer} unreachable: {_describe(exc)}") from None
+        except ValueError:
+            raise _Retry(f"{peer} sent no JSON") from None
+
     async def _find_endpoint(self, http: aiohttp.ClientSession, token: AccessToken) -> tuple[str, str]:
         """Step 3: ask the relay's API which host and path to dial."""
         uplink = self.spec.uplink or token.uplink
@@ -325,22 +331,13 @@ class TunnelClient:
             raise _Fatal("the token names no uplink and none is configured")
         url = f"{self._scheme('https', 'http')}://{_with_port(uplink, self._default_port)}/api/ws-endpoint"
         self._set(TunnelState.CONNECTING, "finding the relay")
-        try:
-            async with http.get(
-                url,
-                headers={"Authorization": token.raw},
-                ssl=self._ssl(self.spec.tls),
-                timeout=aiohttp.ClientTimeout(total=self._http_timeout),
-            ) as resp:
-                if resp.status == 403:
-                    raise self._invalid_token()
-                if resp.status != 200:
-                    raise _Retry(f"relay error: HTTP {resp.status} from ws-endpoint")
-                body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"relay unreachable: {_describe(exc)}") from None
-        except ValueError:
-            raise _Retry("relay's ws-endpoint sent no JSON") from None
+        def check(status: int) -> None:
+            if status == 403:
+                raise self._invalid_token()
+            if status != 200:
+                raise _Retry(f"relay error: HTTP {status} from ws-endpoint")
+
+        body = await self._get_json(http, url, "relay", check, self.spec.tls, headers={"Authorization": token.raw})
         domain = body.get("domain") if isinstance(body, dict) else None
         path = body.get("path") if isinstance(body, dict) else None
         if not isinstance(domain, str) or not domain or not isinstance(path, str):
