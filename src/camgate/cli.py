@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 
+from camgate.core import port_range_text
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "camgate.settings")
 
 log = logging.getLogger("camgate")
@@ -66,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     relay.add_argument("--tls-cert", help="PEM certificate: serve HTTPS/WSS")
     relay.add_argument("--tls-key", help="PEM private key for --tls-cert")
     relay.add_argument("--state", help="JSON file keeping devices and public ports across restarts")
-    relay.add_argument("--port-range", default="20000-29999", help="public ports for forwards, FIRST-LAST (default 20000-29999)")
+    relay.add_argument("--port-range", default=port_range_text(), help=f"public ports for forwards, FIRST-LAST (default {port_range_text()})")
     relay.add_argument("--open-enrollment", action="store_true",
                        help="give a token to any device that asks; only for a relay on loopback")
     return parser
@@ -77,7 +79,7 @@ def _port_range(text: str) -> tuple[int, int]:
     try:
         low, high = int(first), int(last)
     except ValueError:
-        raise SystemExit(f"--port-range must look like 20000-29999, not {text!r}") from None
+        raise SystemExit(f"--port-range must look like {port_range_text()}, not {text!r}") from None
     if not 1 <= low <= high <= 65535:
         raise SystemExit(f"--port-range {text!r} is not a range of ports")
     return low, high

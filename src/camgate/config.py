@@ -14,6 +14,8 @@ from pathlib import Path
 import platformdirs
 from dotenv import load_dotenv
 
+from camgate.core import port_range_text
+
 # A .env in the working directory is read once; real environment variables win.
 load_dotenv(Path.cwd() / ".env", override=False)
 
@@ -139,7 +141,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAMGATE_SSH_HOST", "127.0.0.1", "Host of the SSH server the gateway tunnel forwards."),
     Setting("CAMGATE_SSH_PORT", "22", "SSH port the gateway tunnel forwards (0: none)."),
     Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay that camgate run starts."),
-    Setting("CAMGATE_RELAY_PORT_RANGE", "20000-29999", "Public ports the embedded relay gives forwards."),
+    Setting("CAMGATE_RELAY_PORT_RANGE", port_range_text(), "Public ports the embedded relay gives forwards."),
     Setting("CAMGATE_RELAY_ADMIN_TOKEN", "generated into the data dir", "Bearer token of the relay's admin API.", secret=True),
     Setting("CAMGATE_SNAPSHOT_MIN_INTERVAL", "10", "Seconds between two snapshot captures of one camera."),
     Setting("CAMGATE_SNAPSHOT_TIMEOUT", "10", "Seconds a snapshot capture may take (then 503)."),

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from camgate import config
+from camgate.core import port_range_text
 from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
 from camgate.datadir import write_private_file
 
@@ -105,7 +106,7 @@ def planned_children(host: str, port: int, tunnel_port: int) -> list[Child]:
     relay_address = f"127.0.0.1:{relay_port}"
     relay = Child(
         "relay",
-        [*camgate, "relay", "--host", "127.0.0.1", "--port", str(relay_port), "--open-enrollment", "--port-range", config.env_str("CAMGATE_RELAY_PORT_RANGE") or "20000-29999"],
+        [*camgate, "relay", "--host", "127.0.0.1", "--port", str(relay_port), "--open-enrollment", "--port-range", config.env_str("CAMGATE_RELAY_PORT_RANGE") or port_range_text()],
         {"CAMGATE_RELAY_ADMIN_TOKEN": _embedded_relay_admin_token()},
     )
     agent.env.update({

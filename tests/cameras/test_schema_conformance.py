@@ -18,6 +18,7 @@ from django.utils.http import http_date
 from rest_framework.test import APIClient
 
 from camgate.cameras.models import Camera, TunnelStatus
+from camgate.core import TunnelState
 from camgate.web import throttle
 from camgate.media.grab import encode_jpeg
 from tests.conftest import make_token
@@ -52,7 +53,7 @@ def cameras(db) -> dict:
     plain = Camera.objects.create(ip="10.0.0.1", serial="S1", mac=None, username="admin", password="s3cret")
     tunnelled = Camera.objects.create(ip="cam.site.local", access_token=make_token(4242), rtsp_only=True)
     TunnelStatus.objects.create(
-        key=f"camera-{tunnelled.camera_id}", camera=tunnelled, state=TunnelStatus.State.UP, pid=4321,
+        key=f"camera-{tunnelled.camera_id}", camera=tunnelled, state=TunnelState.UP, pid=4321,
         endpoints=[{"name": "rtsp", "proxy_host": "127.0.0.1", "proxy_port": 20001, "url": "rtsp://127.0.0.1:20001/"}],
         open_connections=1, bytes_to_cloud=36142, bytes_from_cloud=584,
     )
@@ -257,7 +258,7 @@ def test_camera_fields_are_documented_as_they_behave(schema):
     assert (tunnel["type"], tunnel["readOnly"], tunnel["nullable"]) == ("object", True, True)
     assert set(tunnel["properties"]) == set(tunnel["required"]) == {
         "state", "reason", "endpoints", "open_connections", "bytes_to_cloud", "bytes_from_cloud", "updated_at"}
-    assert set(tunnel["properties"]["state"]["enum"]) == set(TunnelStatus.State.values)
+    assert set(tunnel["properties"]["state"]["enum"]) == {state.value for state in TunnelState}
     endpoint = tunnel["properties"]["endpoints"]["items"]
     assert set(endpoint["properties"]) == set(endpoint["required"]) == {"name", "proxy_host", "proxy_port", "url"}
     # local_token: GET /api/camera/<id>/ only.

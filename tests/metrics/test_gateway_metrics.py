@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from camgate.cameras.models import Camera, TunnelStatus
+from camgate.core import TunnelState
 from camgate.config import ConfigError
 from camgate.metrics.access import address_allowed, parse_allow_list
 from camgate.metrics.reconcile_stats import ReconcileStats
@@ -32,10 +33,10 @@ def scrape(client: Client | None = None, **extra) -> Scrape:
 @pytest.fixture
 def cameras(db):
     up = Camera.objects.create(ip="10.0.0.1", access_token=make_token(4242), username="admin", password="s3cret")
-    TunnelStatus.objects.create(key=f"camera-{up.camera_id}", camera=up, state=TunnelStatus.State.UP, pid=1,
+    TunnelStatus.objects.create(key=f"camera-{up.camera_id}", camera=up, state=TunnelState.UP, pid=1,
                                 open_connections=2, bytes_to_cloud=36142, bytes_from_cloud=584)
     unseen = Camera.objects.create(ip="10.0.0.2", serial="S2", mac="M2", enabled=False)
-    TunnelStatus.objects.create(key="gateway", camera=None, state=TunnelStatus.State.FAILED, reason="not provisioned")
+    TunnelStatus.objects.create(key="gateway", camera=None, state=TunnelState.FAILED, reason="not provisioned")
     return up, unseen
 
 

@@ -16,9 +16,23 @@ from pathlib import Path
 
 
 def free_port() -> int:
+    """A free port P whose neighbour P + 1 is free too: `camgate web --port P` and
+    `camgate run --port P` also listen on P + 1 (the gateway tunnel's port)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port < 65535 and _bindable(port + 1):
+            return port
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_for_http(url: str, timeout: float = 30.0) -> None:

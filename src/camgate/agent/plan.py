@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from camgate import config
-from camgate.cameras.models import GATEWAY_STATUS_KEY
+from camgate.core import GATEWAY_STATUS_KEY
 from camgate.uplink.client import DEFAULT_PROVISIONING_URL, TunnelSpec
 from camgate.uplink.protocol import Forward, ProtocolError
 

@@ -21,12 +21,12 @@ from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
 from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
-from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
+from camgate.core import GATEWAY_STATUS_KEY, TunnelState
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
 from camgate.media.snapshots import SnapshotService
 from camgate.metrics.reconcile_stats import ReconcileStats
-from camgate.uplink.client import TunnelClient, TunnelState
+from camgate.uplink.client import TunnelClient
 from camgate.uplink.client import TunnelStatus as ClientStatus
 
 log = logging.getLogger("camgate.agent")
@@ -160,7 +160,7 @@ class Agent:
         for key, planned in self.plan.items():
             client = self.clients.get(key)
             if client is None:
-                records.append(store.StatusRecord(key, planned.camera_id, TunnelStatus.State.FAILED, planned.problem))
+                records.append(store.StatusRecord(key, planned.camera_id, TunnelState.FAILED, planned.problem))
                 continue
             status = client.status
             up = status.state is TunnelState.UP
@@ -178,8 +178,8 @@ class Agent:
             ))
         # Tunnels no longer planned (camera made inactive, gateway tunnel disabled).
         for key, last in self._written.items():
-            if key not in self.plan and last.state != TunnelStatus.State.STOPPED:
-                records.append(replace(last, state=TunnelStatus.State.STOPPED, reason="inactive", pid=None, open_connections=0))
+            if key not in self.plan and last.state != TunnelState.STOPPED:
+                records.append(replace(last, state=TunnelState.STOPPED, reason="inactive", pid=None, open_connections=0))
         return records
 
     async def _report(self) -> None:

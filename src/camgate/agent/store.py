@@ -14,6 +14,7 @@ from django.db import close_old_connections, transaction
 
 from camgate.agent.plan import CameraRow
 from camgate.cameras.models import Camera, TunnelStatus
+from camgate.core import TunnelState
 from camgate.uplink.tokens import try_decode_camid
 
 
@@ -71,6 +72,6 @@ def write_statuses(records: list[StatusRecord]) -> None:
 def mark_all_stopped() -> None:
     """At agent start and stop: nothing this process reported is running any more."""
     close_old_connections()
-    TunnelStatus.objects.exclude(state=TunnelStatus.State.STOPPED).update(
-        state=TunnelStatus.State.STOPPED, pid=None, open_connections=0, reason="agent not running"
+    TunnelStatus.objects.exclude(state=TunnelState.STOPPED).update(
+        state=TunnelState.STOPPED, pid=None, open_connections=0, reason="agent not running"
     )

@@ -11,7 +11,7 @@ from django.db import models
 
 from camgate.uplink.tokens import try_decode_camid
 
-GATEWAY_STATUS_KEY = "gateway"
+from camgate.core import GATEWAY_STATUS_KEY, TunnelState  # noqa: F401 (GATEWAY_STATUS_KEY: re-exported)
 
 
 class Camera(models.Model):
@@ -78,23 +78,17 @@ class Camera(models.Model):
     def pid(self) -> int | None:
         """The OS process serving this camera's tunnel while it is up, else None."""
         status = self.status
-        return status.pid if status and status.state == TunnelStatus.State.UP else None
+        return status.pid if status and status.state == TunnelState.UP else None
 
 
 class TunnelStatus(models.Model):
     """What the agent reports about one tunnel: a camera's, or the gateway's own."""
 
-    class State(models.TextChoices):
-        STOPPED = "stopped"
-        CONNECTING = "connecting"
-        UP = "up"
-        FAILED = "failed"
-
     key = models.CharField(max_length=64, unique=True)
     camera = models.OneToOneField(
         Camera, null=True, blank=True, on_delete=models.CASCADE, related_name="tunnel_status"
     )
-    state = models.CharField(max_length=16, choices=State.choices, default=State.STOPPED)
+    state = models.CharField(max_length=16, choices=TunnelState.choices(), default=TunnelState.STOPPED)
     reason = models.TextField(blank=True, default="")
     pid = models.IntegerField(null=True, blank=True)
     endpoints = models.JSONField(default=list, blank=True)

@@ -19,6 +19,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from camgate.agent.control import poke_agent
 from camgate.agent.plan import camera_row, tunnel_restarts
 from camgate.cameras.models import Camera, TunnelStatus
+from camgate.core import TunnelState
 
 
 class CameraGone(LookupError):
@@ -64,8 +65,8 @@ def update_camera(camera: Camera, values: dict) -> Camera:
 def _report_restarting(camera: Camera) -> None:
     """The agent restarts this tunnel on the poke: the answer to the edit, and every read
     until the agent reports again, says so instead of a stale "up"."""
-    TunnelStatus.objects.filter(camera=camera).exclude(state=TunnelStatus.State.STOPPED).update(
-        state=TunnelStatus.State.CONNECTING, reason="restarting: the camera's tunnel settings changed",
+    TunnelStatus.objects.filter(camera=camera).exclude(state=TunnelState.STOPPED).update(
+        state=TunnelState.CONNECTING, reason="restarting: the camera's tunnel settings changed",
         pid=None, endpoints=[], open_connections=0,
     )
     camera._state.fields_cache.pop("tunnel_status", None)  # read the new status, not the cached one

@@ -17,13 +17,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from camgate.agent.control import AgentUnavailable, send_command
-from camgate.cameras.models import GATEWAY_STATUS_KEY, Camera, TunnelStatus
+from camgate.cameras.models import Camera, TunnelStatus
+from camgate.core import GATEWAY_STATUS_KEY, TunnelState
 
 log = logging.getLogger(__name__)
 
 CAMERA_LABELS = ("camera_id", "camid")
 UNKNOWN = "unknown"  # not reported yet (the agent has not seen the camera)
-TUNNEL_STATES = (*TunnelStatus.State.values, UNKNOWN)
+TUNNEL_STATES = (*(state.value for state in TunnelState), UNKNOWN)
 AGENT_ANSWER_TIMEOUT_S = 2.0  # a scrape must not hang on a stuck agent
 
 

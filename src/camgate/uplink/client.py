@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import ssl
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import aiohttp
+
+from camgate.core import TunnelState
 
 from .connection import Role, TunnelConnection
 from .flow import FlowLimits
@@ -65,13 +66,6 @@ class TunnelSpec:
         object.__setattr__(self, "forwards", check_forwards(self.forwards))
         if not self.token and not self.serial:
             raise ProtocolError(f"{self.key}: a tunnel needs a token or a serial to provision one")
-
-
-class TunnelState(str, enum.Enum):
-    CONNECTING = "connecting"  # working on it, or waiting to retry (see reason)
-    UP = "up"
-    FAILED = "failed"  # will not work until something changes (see reason, retry_at)
-    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)

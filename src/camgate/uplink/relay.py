@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from camgate.core import DEFAULT_PORT_RANGE
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
 
@@ -70,7 +71,7 @@ class RelayConfig:
     admin_token: str = ""  # empty: the admin API refuses everything
     # Public ports for forwards; None takes ephemeral ports (tests), still stable
     # across reconnects while the port stays free.
-    port_range: tuple[int, int] | None = (20000, 29999)
+    port_range: tuple[int, int] | None = DEFAULT_PORT_RANGE
     state_path: str | None = None
     # How long a device keeps the ports of forwards it stopped announcing.
     previous_ports_grace: float = PREVIOUS_PORTS_GRACE_S

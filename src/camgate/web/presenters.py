@@ -13,13 +13,14 @@ from django.conf import settings
 from django.urls import reverse
 
 from camgate import config
-from camgate.cameras.models import GATEWAY_STATUS_KEY, Camera, TunnelStatus
+from camgate.cameras.models import Camera, TunnelStatus
+from camgate.core import GATEWAY_STATUS_KEY, TunnelState
 
 STATE_LABELS = {
-    TunnelStatus.State.UP: "Up",
-    TunnelStatus.State.CONNECTING: "Connecting",
-    TunnelStatus.State.FAILED: "Failed",
-    TunnelStatus.State.STOPPED: "Stopped",
+    TunnelState.UP: "Up",
+    TunnelState.CONNECTING: "Connecting",
+    TunnelState.FAILED: "Failed",
+    TunnelState.STOPPED: "Stopped",
 }
 NOT_REPORTED = "unknown"
 

@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from camgate.cameras import services, validation
 from camgate.cameras.models import Camera, TunnelStatus
+from camgate.core import TunnelState
 
 TRUE_TEXTS = frozenset({"true", "t", "yes", "y", "on", "1"})
 FALSE_TEXTS = frozenset({"false", "f", "no", "n", "off", "0", ""})
@@ -99,7 +100,7 @@ TUNNEL_SCHEMA = {
     "description": "The agent's report on this camera's tunnel (a camgate extension); "
     "null until the agent has seen the camera.",
     "properties": {
-        "state": {"type": "string", "enum": list(TunnelStatus.State.values)},
+        "state": {"type": "string", "enum": [state.value for state in TunnelState]},
         "reason": {"type": "string", "description": "Why the tunnel is failed or stopped; empty otherwise."},
         "endpoints": {"type": "array", "items": TUNNEL_ENDPOINT_SCHEMA},
         "open_connections": {"type": "integer", "minimum": 0},
