@@ -73,6 +73,14 @@ def test_decode_accepts_bytearray_and_memoryview():
     assert decode_frame(memoryview(b"D\x05\x00z")) == DataFrame(5, b"z")
 
 
+def test_a_payload_never_changes_with_the_buffer_it_came_from():
+    buffer = bytearray(b"D\x05\x00abc")
+    frame = decode_frame(buffer)
+    buffer[3:6] = b"xyz"
+    assert frame.payload == b"abc"
+    assert decode_frame(b"D\x05\x00abc").payload == b"abc"
+
+
 @pytest.mark.parametrize(
     "wire, reason",
     [

@@ -24,6 +24,7 @@ from aiohttp import WSMsgType
 from . import events as ev
 from .connection import TunnelConnection
 from .flow import Channel
+from .heap import steady_heap
 from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, Liveness, PublicEndpoint, TableFull
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class TunnelSession:
 
     async def run(self) -> None:
         """Carry frames until the WebSocket closes, the peer dies or :meth:`close` is called."""
+        steady_heap()
         loop = asyncio.get_running_loop()
         self._liveness = Liveness(loop.time(), self._liveness_times.ping_after, self._liveness_times.dead_after)
         tasks = [
