@@ -65,8 +65,8 @@ class RelayStateStore(abc.ABC):
         token or deleted it, so this node re-checks a tunnel it has for it."""
         self._on_device_changed = callback
 
-    async def open(self) -> None:  # noqa: B027 - most stores have nothing to open
-        pass
+    async def open(self, node: NodeInfo | None = None) -> None:  # noqa: B027 - a file has nothing to open
+        """Get ready to answer, as ``node`` (how this relay is reached)."""
 
     async def close(self) -> None:  # noqa: B027
         pass
@@ -151,6 +151,10 @@ class RelayStateStore(abc.ABC):
         """Devices registered, and those with a tunnel on any live node (None: only this
         node knows, by its own tunnels)."""
         return len(await self.devices()), None
+
+    async def online(self) -> set[int] | None:
+        """Camids with a tunnel on any live node; None: only this node knows (its own)."""
+        return None
 
     async def moved_away(self, local: dict[int, str]) -> list[int]:
         """Which of this node's tunnels (camid -> proxy_id) are no longer its own: taken

@@ -61,9 +61,24 @@ class PostgresLink:
         return self.down_reason is None
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size, timeout=self.timeout, command_timeout=self.timeout,
-        )
+        """Connect, waiting (with backoff) for a database that is not up yet, as when a
+        compose file starts the relay and PostgreSQL together."""
+        backoff = self.first_backoff
+        while True:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self.pool_size, timeout=self.timeout,
+                    command_timeout=self.timeout,
+                )
+                break
+            except _LINK_ERRORS as exc:
+                if self.down_reason is None:
+                    log.warning("relay store %s: waiting for the database (%s)", describe_dsn(self.dsn),
+                                _describe(exc))
+                self.down_reason = f"database unavailable: {_describe(exc)}"
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+        self._succeeded()
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -10,7 +10,7 @@ counted in the database so limits hold whichever node is asked.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 from datetime import timedelta
@@ -39,7 +39,7 @@ class PostgresStore(RelayStateStore):
     shared = True
 
     def __init__(
-        self, dsn: str, node: NodeInfo, *, node_ttl: float = 15.0, previous_ports_grace: float = PREVIOUS_PORTS_GRACE_S,
+        self, dsn: str, node: NodeInfo = NodeInfo("", "", ""), *, node_ttl: float = 15.0, previous_ports_grace: float = PREVIOUS_PORTS_GRACE_S,
         failures: FailureLimiter | None = None, link: PostgresLink | None = None,
     ) -> None:
         super().__init__()
@@ -54,8 +54,13 @@ class PostgresStore(RelayStateStore):
 
     # --- lifecycle -------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, node: NodeInfo | None = None) -> None:
         """Migrate the schema and register this node (it holds no tunnel yet)."""
+        if node is not None:
+            self.node = NodeInfo(node.name or node.public_address, node.public_host, node.public_address,
+                                 node.port_range)
+        if not self.node.name:
+            raise ValueError("a relay node in a shared store needs a name")
         await self.link.open()
         async with self.link.connection() as conn:
             await migrate(conn)
@@ -72,6 +77,12 @@ class PostgresStore(RelayStateStore):
         await self._listen()
 
     async def close(self) -> None:
+        """Leave the cluster: this node's devices may go to another one at once."""
+        with contextlib.suppress(StoreUnavailable):
+            async with self.link.connection() as conn, conn.transaction():
+                await conn.execute("DELETE FROM relay_holdings WHERE node = $1", self.node.name)
+                await conn.execute("UPDATE relay_nodes SET heartbeat_at = '-infinity' WHERE name = $1",
+                                   self.node.name)
         if self._listener is not None:
             self._listener.terminate()
             self._listener = None
@@ -278,6 +289,13 @@ class PostgresStore(RelayStateStore):
                           (SELECT count(*) FROM relay_holdings h JOIN relay_nodes n ON n.name = h.node
                            WHERE n.heartbeat_at > now() - $1::interval) AS connected""", self.node_ttl)
         return row["registered"], row["connected"]
+
+    async def online(self) -> set[int] | None:
+        async with self.link.connection() as conn:
+            rows = await conn.fetch(
+                """SELECT h.camid FROM relay_holdings h JOIN relay_nodes n ON n.name = h.node
+                   WHERE n.heartbeat_at > now() - $1::interval""", self.node_ttl)
+        return {row["camid"] for row in rows}
 
     async def moved_away(self, local: dict[int, str]) -> list[int]:
         if not local:
