@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 import aiohttp
 import pytest
 
 from camgate.uplink.protocol import SUBPROTOCOL, Forward, build_hello
 
-from .loopback import ADMIN_TOKEN, spec_for, tunnel_up, wait_until
+from .loopback import ADMIN_TOKEN, echo_through, spec_for, tunnel_up, wait_until
 from .pg_fixtures import own_postgres, postgres_dsn, postgres_server  # noqa: F401 - fixtures
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -37,16 +36,6 @@ async def two_nodes(make_relay, postgres_dsn):
     a = await make_relay(store_url=postgres_dsn, node_name="a", **FAST_NODE)
     b = await make_relay(store_url=postgres_dsn, node_name="b", **FAST_NODE)
     return a, b
-
-
-async def echo_through(port: int, size: int = 200_000) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        data = os.urandom(size)
-        writer.write(data)
-        assert await asyncio.wait_for(reader.readexactly(size), 10) == data
-    finally:
-        writer.close()
 
 
 async def test_any_node_answers_for_the_device_another_node_holds(two_nodes, camera, make_client):
