@@ -85,19 +85,28 @@ class RelayServer:
             self.app, access_log=None, handle_signals=False, keepalive_timeout=config.connections.idle_timeout
         )
         await self._runner.setup()
+        # The store opens before the port answers, so no request meets it unopened; only
+        # a relay on an ephemeral port (tests) must bind first to know its address.
+        self.port = config.port
+        if config.port:
+            await self._open_store()
         await GuardedSite(self._runner, config.host, config.port, self.guard).start()
         self.port = self._runner.addresses[0][1]
-        try:
-            await self.store.open(NodeInfo(self.node_name or "", self.public_host, self.public_address,
-                                           config.port_range))
-        except BaseException:
-            await self._runner.cleanup()
-            raise
+        if not config.port:
+            await self._open_store()
         if self.node is not None:
             self.node.start()
         if not config.admin_token:
             log.warning("relay has no admin token: the admin API refuses every request")
         log.info("relay listening on %s:%d, public address %s", config.host, self.port, self.public_address)
+
+    async def _open_store(self) -> None:
+        try:
+            await self.store.open(NodeInfo(self.node_name or "", self.public_host, self.public_address,
+                                           self.config.port_range))
+        except BaseException:
+            await self._runner.cleanup()
+            raise
 
     async def close(self) -> None:
         if self.node is not None:
