@@ -4,6 +4,7 @@
     camgate web   [--host H] [--port P] [--tunnel-port T]   the web server (API + UI) alone
     camgate agent                         the tunnel agent alone
     camgate relay [--host H] [--port P] [--public-host NAME] [--tls-cert F --tls-key F]
+                  [--store postgresql://... --node NAME --uplink-host NAME]   several nodes, one fleet
     camgate <django management command>   e.g. `camgate migrate`, `camgate createsuperuser`
 """
 
@@ -69,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     relay.add_argument("--tls-key", help="PEM private key for --tls-cert")
     relay.add_argument("--state", help="JSON file keeping devices and public ports across restarts")
     relay.add_argument("--port-range", default=port_range_text(), help=f"public ports for forwards, FIRST-LAST (default {port_range_text()})")
+    relay.add_argument("--store", help="postgresql://... : keep the state in PostgreSQL, shared with other relay "
+                       "nodes, instead of the state file (default: CAMGATE_RELAY_STORE)")
+    relay.add_argument("--node", help="this node's name in the shared store (default: its public address)")
+    relay.add_argument("--uplink-host", help="the address tokens name, where devices ask which node to dial: with "
+                       "several nodes, a name reaching any live one (default: this node's public address)")
+    relay.add_argument("--heartbeat", type=float, default=5.0, help="seconds between a node's heartbeats (default 5)")
+    relay.add_argument("--node-ttl", type=float, default=15.0,
+                       help="a node whose heartbeat is older than this many seconds is taken for dead (default 15)")
     relay.add_argument("--open-enrollment", action="store_true",
                        help="give a token to any device that asks; only for a relay on loopback")
     return parser
@@ -91,6 +100,11 @@ def run_relay_command(args: argparse.Namespace) -> int:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("--tls-cert and --tls-key go together")
+    store_url = args.store or config.env_str("CAMGATE_RELAY_STORE") or None
+    if store_url and not store_url.startswith(("postgresql://", "postgres://")):
+        raise SystemExit("--store must be a postgresql://... URL")
+    if not 0 < args.heartbeat < args.node_ttl:
+        raise SystemExit("--heartbeat must be positive and shorter than --node-ttl")
     admin_token = config.env_str("CAMGATE_RELAY_ADMIN_TOKEN")
     if not admin_token:
         log.warning("CAMGATE_RELAY_ADMIN_TOKEN is not set: the relay's admin API is disabled")
@@ -101,6 +115,11 @@ def run_relay_command(args: argparse.Namespace) -> int:
         admin_token=admin_token,
         port_range=_port_range(args.port_range),
         state_path=args.state or str(config.data_dir() / "relay-state.json"),
+        store_url=store_url,
+        node_name=args.node,
+        uplink_host=args.uplink_host,
+        heartbeat_interval=args.heartbeat,
+        node_ttl=args.node_ttl,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         open_enrollment=args.open_enrollment,

@@ -27,6 +27,17 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: 
         await asyncio.sleep(0.01)
 
 
+async def echo_through(port: int, size: int = 100_000) -> None:
+    """Send ``size`` random bytes to a public port whose camera echoes; they must come back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        data = random.randbytes(size)
+        writer.write(data)
+        assert await asyncio.wait_for(reader.readexactly(size), 10) == data
+    finally:
+        writer.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

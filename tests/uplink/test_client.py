@@ -49,7 +49,7 @@ async def test_provisioned_token_revoked_is_reported_and_retried_slowly(relay, m
     spec = TunnelSpec(key="cam", serial="ser", password="pw", forwards=(RTSP,), provisioning_url=relay.url, tls=False)
     client = make_client(spec)
     await tunnel_up(client, relay, 43)
-    relay.store.remove_device(43)  # provisioning now answers 401, and the token is gone
+    relay.store.state.remove_device(43)  # provisioning now answers 401, and the token is gone
     await relay.tunnel(43).stop()
     await wait_until(lambda: client.status.reason == "not provisioned", what="not provisioned")
     relay.register_device(43, serial="SER", password="PW")

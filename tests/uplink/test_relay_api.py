@@ -148,12 +148,12 @@ async def test_provisioning_by_serial_and_password(http, relay):
 async def test_devices_and_ports_survive_a_restart(tmp_path, make_relay, http):
     relay = await make_relay()
     _, device = await add_device(http, relay, camid=3, serial="S1", password="P1")
-    relay.store.assign_port(3, "rtsp", 23456)
+    relay.store.state.assign_port(3, "rtsp", 23456)
     await relay.close()
     relay = await make_relay()
     status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": device["access_token"]})
     assert status == 200
-    assert relay.store.port_for(3, "rtsp") == 23456
+    assert relay.store.state.port_for(3, "rtsp") == 23456
     status, body = await call(http, "GET", f"{relay.url}/v1/token", params={"serial_id": "S1"}, headers={"Authorization": "P1"})
     assert status == 200 and body["access_token"] == device["access_token"]
 
@@ -226,7 +226,7 @@ async def test_open_relay_takes_an_unknown_token_but_not_a_second_token_for_a_ca
     vms_token = make_token(77)
     status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": vms_token})
     assert status == 200
-    assert relay.store.device(77).access_token == vms_token
+    assert relay.store.state.device(77).access_token == vms_token
     status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": make_token(77, access="watch")})
     assert status == 403
     status, _ = await call(http, "GET", f"{relay.url}/api/ws-endpoint", headers={"Authorization": "bm90IGpzb24="})

@@ -78,7 +78,7 @@ async def test_a_body_that_never_comes_is_a_408(make_relay):
                  + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"camid\"")
     assert (await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)).startswith(b"HTTP/1.1 408")
     writer.close()
-    assert relay.store.devices() == []
+    assert relay.store.state.devices() == []
 
 
 async def test_a_tls_handshake_that_never_starts_is_closed_and_tls_still_works(make_relay, certificate):

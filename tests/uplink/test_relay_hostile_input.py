@@ -55,7 +55,7 @@ async def test_tunnel_routes_refuse_a_bad_token_with_a_403(make_relay, no_traceb
     upgrade = {**auth, b"Upgrade": b"websocket", b"Connection": b"Upgrade", b"Sec-WebSocket-Version": b"13",
                b"Sec-WebSocket-Key": b"dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Protocol": b"ra-proxy"}
     assert await raw_request(relay.port, b"GET", b"/ra-proxy", upgrade) == (403, {"error": "invalid token"})
-    assert relay.store.devices() == []  # nothing was enrolled on the strength of it
+    assert relay.store.state.devices() == []  # nothing was enrolled on the strength of it
 
 
 @pytest.mark.parametrize("open_enrollment", [False, True])
@@ -66,7 +66,7 @@ async def test_provisioning_refuses_a_password_that_is_not_utf8_with_a_401(
     relay = await make_relay(open_enrollment=open_enrollment)
     status, _ = await raw_request(relay.port, b"GET", b"/v1/token?serial_id=CAM1", {b"Authorization": authorization})
     assert status == 401
-    assert relay.store.devices() == []
+    assert relay.store.state.devices() == []
 
 
 @pytest.mark.parametrize("authorization", NOT_UTF8, ids=["ff-fe", "bearer-ff-fe", "surrogate"])
@@ -85,7 +85,7 @@ async def test_admin_api_refuses_json_it_cannot_read_with_a_400_on_body(relay, n
     admin = {b"Authorization": b"Bearer " + ADMIN_TOKEN.encode(), b"Content-Type": b"application/json"}
     status, answer = await raw_request(relay.port, b"POST", b"/api/devices", admin, body)
     assert status == 400 and answer["field"] == "body"
-    assert relay.store.devices() == []
+    assert relay.store.state.devices() == []
 
 
 @pytest.mark.parametrize("camid", [b"1" * 5000, b"9" * 4301, str(MAX_CAMID + 1).encode()],

@@ -65,7 +65,7 @@ async def test_devices_tunnels_connections_and_bytes_after_real_traffic(relay, c
 async def test_refusals_are_counted_by_reason(relay):
     fresh = await scrape(relay)
     assert {s["reason"] for s in fresh.labels_of("camgate_relay_refused_connections_total")} == {
-        "invalid_token", "bad_hello", "no_hello", "token_revoked"}
+        "invalid_token", "bad_hello", "no_hello", "token_revoked", "store_unavailable"}
     assert fresh.value("camgate_relay_refused_connections_total", reason="invalid_token") == 0
 
     async with aiohttp.ClientSession() as http:

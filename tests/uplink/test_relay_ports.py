@@ -93,7 +93,7 @@ async def test_renaming_forwards_on_every_reconnect_cannot_use_up_the_port_range
         assert set(relay.tunnel(2001).ports) == set(names)
         await client.stop()
         await wait_until(lambda: relay.tunnel(2001) is None, what="the tunnel to close")
-    held_by_renamer = relay.store.ports_in_use()
+    held_by_renamer = relay.store.state.ports_in_use()
     assert len(held_by_renamer) == 4  # the last two sets of two
 
     other, _ = relay.register_device(2002)
@@ -105,4 +105,4 @@ async def test_renaming_forwards_on_every_reconnect_cannot_use_up_the_port_range
     await relay.close()
 
     restarted = await make_relay(port_range=(low, high))
-    assert restarted.store.ports_in_use() == held_by_renamer | others_ports
+    assert restarted.store.state.ports_in_use() == held_by_renamer | others_ports

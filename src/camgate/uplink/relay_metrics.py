@@ -1,7 +1,8 @@
 """The relay's Prometheus series (``GET /metrics``), read when Prometheus scrapes.
 
 Live facts (devices, tunnels, open connections, bytes of live tunnels) are read from the
-relay's state at scrape time; only what leaves no trace in that state is counted as it
+relay's state at scrape time (device counts from the store: fleet-wide when nodes share
+one; traffic is this node's); only what leaves no trace in that state is counted as it
 happens (``RelayEvents``): refused tunnels, refused provisioning, tunnels opened, and the
 bytes of tunnels that have ended, so byte totals never go backwards when one closes.
 
@@ -22,12 +23,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from camgate.metrics.access import address_allowed, parse_allow_list
 from camgate.metrics.exposition import render
 
+from .store.base import StoreUnavailable
+
 if TYPE_CHECKING:
     from .relay import RelayServer
     from .session import TunnelSession
 
 # Why a tunnel (the device's WebSocket) was refused or dropped before it came up.
-REFUSAL_REASONS = ("invalid_token", "bad_hello", "no_hello", "token_revoked")
+REFUSAL_REASONS = ("invalid_token", "bad_hello", "no_hello", "token_revoked", "store_unavailable")
 PROVISIONING_REFUSALS = (401, 429)
 
 
@@ -36,6 +39,7 @@ class RelayEvents:
         self.refused: Counter[str] = Counter({reason: 0 for reason in REFUSAL_REASONS})
         self.provisioning_refused: Counter[int] = Counter({status: 0 for status in PROVISIONING_REFUSALS})
         self.tunnels_opened = 0
+        self.tunnels_moved = 0  # dropped here because another node holds the device now
         self.ended_bytes_to_devices = 0
         self.ended_bytes_from_devices = 0
 
@@ -55,14 +59,33 @@ class RelayCollector:
     def __init__(self, server: "RelayServer", events: RelayEvents) -> None:
         self.server = server
         self.events = events
+        # Read from the store before each scrape (collect() cannot await): registered
+        # devices and those connected to any node; None while the store cannot answer.
+        self.fleet: tuple[int, int | None] | None = None
+
+    async def refresh(self) -> None:
+        try:
+            self.fleet = await self.server.store.counts()
+        except StoreUnavailable:
+            self.fleet = None
 
     def collect(self) -> Iterator[Metric]:
         server, events = self.server, self.events
         sessions = [tunnel.session for tunnel in server.tunnels.values()]
-        yield GaugeMetricFamily("camgate_relay_devices_registered", "Devices the relay has issued a token to.",
-                                value=len(server.store.devices()))
-        yield GaugeMetricFamily("camgate_relay_devices_connected", "Devices with a live tunnel.",
+        yield GaugeMetricFamily("camgate_relay_store_up", "1 when the relay's store answers, 0 when it cannot.",
+                                value=0 if self.fleet is None else 1)
+        if self.fleet is not None:
+            registered, connected = self.fleet
+            yield GaugeMetricFamily("camgate_relay_devices_registered", "Devices the relay has issued a token to.",
+                                    value=registered)
+            yield GaugeMetricFamily("camgate_relay_devices_connected",
+                                    "Devices with a live tunnel (to any live node when nodes share a store).",
+                                    value=len(server.tunnels) if connected is None else connected)
+        yield GaugeMetricFamily("camgate_relay_node_devices_connected", "Devices with a live tunnel to this node.",
                                 value=len(server.tunnels))
+        yield CounterMetricFamily("camgate_relay_tunnels_moved",
+                                  "Tunnels dropped here because another node took the device over.",
+                                  value=events.tunnels_moved)
         yield CounterMetricFamily("camgate_relay_tunnels_opened", "Tunnels that came up since the relay started.",
                                   value=events.tunnels_opened)
         yield GaugeMetricFamily("camgate_relay_open_connections", "Viewer connections open through all tunnels.",
@@ -95,7 +118,8 @@ class RelayMetrics:
         self.allow = parse_allow_list("CAMGATE_RELAY_METRICS_ALLOW", allow)
         self._admin_denied = admin_denied
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(RelayCollector(server, self.events))
+        self.collector = RelayCollector(server, self.events)
+        self.registry.register(self.collector)
 
     async def handle(self, request: web.Request) -> web.Response:
         if "Authorization" in request.headers:
@@ -106,5 +130,6 @@ class RelayMetrics:
                 {"error": "the admin token is required from this address (Authorization: Bearer <token>)"},
                 status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
+        await self.collector.refresh()
         body, content_type = render(self.registry, request.headers.get("Accept"))
         return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
