@@ -16,10 +16,11 @@ import signal
 from dataclasses import replace
 
 from camgate import config
-from camgate.agent import store
+from camgate.agent import health_store, store
 from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
+from camgate.agent.prober import ProbeSettings, Prober
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
@@ -37,9 +38,10 @@ def endpoint_view(name: str, host: str, port: int) -> dict:
 
 
 class Agent:
-    def __init__(self, settings: UplinkSettings, gateway_uuid: str) -> None:
+    def __init__(self, settings: UplinkSettings, gateway_uuid: str, probe_settings: ProbeSettings = ProbeSettings()) -> None:
         self.settings = settings
         self.gateway_uuid = gateway_uuid
+        self.prober = Prober(probe_settings)
         self.clients: dict[str, TunnelClient] = {}
         self.plan: dict[str, PlannedTunnel] = {}
         self._wake = asyncio.Event()
@@ -95,6 +97,7 @@ class Agent:
 
     async def reconcile(self) -> None:
         cameras = await asyncio.to_thread(store.load_active_cameras)
+        self.prober.update_targets(await asyncio.to_thread(health_store.load_probe_targets))
         async with self._lock:
             self.plan = plan_tunnels(cameras, self.gateway_uuid, self.settings)
             for key in [k for k in self.clients if k not in self.plan]:
@@ -175,7 +178,9 @@ class Agent:
             "ping": self._on_ping,
         })
         log.info("agent running (pid %d)", os.getpid())
-        tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever())]
+        await self.prober.restore()
+        tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever()),
+                 asyncio.create_task(self.prober.run()), asyncio.create_task(self.prober.write_forever())]
         try:
             await stop.wait()
         finally:
@@ -185,7 +190,10 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(c.stop() for c in self.clients.values()), return_exceptions=True)
             self.clients.clear()
+            with contextlib.suppress(Exception):
+                await self.prober.close()
             await asyncio.to_thread(store.mark_all_stopped)
+            await asyncio.to_thread(health_store.mark_all_unknown, "agent not running")
             socket_path().unlink(missing_ok=True)
             log.info("agent stopped")
 
@@ -198,6 +206,6 @@ def run_agent() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Agent(UplinkSettings.from_environment(), config.gateway_uuid()).run(stop)
+        await Agent(UplinkSettings.from_environment(), config.gateway_uuid(), ProbeSettings.from_environment()).run(stop)
 
     asyncio.run(main())

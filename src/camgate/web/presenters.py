@@ -134,5 +134,5 @@ def gateway_view() -> dict:
 
 
 def dashboard_state() -> dict:
-    cameras = Camera.objects.select_related("tunnel_status").order_by("camera_id")
+    cameras = Camera.objects.select_related("tunnel_status", "health_report").order_by("camera_id")
     return {"gateway": gateway_view(), "cameras": [camera_view(camera) for camera in cameras]}

@@ -137,7 +137,7 @@ class AuthTokenView(ObtainAuthToken):
 class CameraListView(APIView):
     @extend_schema(responses={200: CameraSerializer(many=True), 401: UNAUTHORIZED})
     def get(self, request):
-        cameras = Camera.objects.select_related("tunnel_status")
+        cameras = Camera.objects.select_related("tunnel_status", "health_report")
         return Response(CameraSerializer(cameras, many=True).data)
 
 

@@ -1,0 +1,100 @@
+"""Camera health through `camgate run`: the agent probes real cameras (GStreamer's RTSP
+server with a Digest login and a mount path), a port with nothing behind it, and the
+rtsp URL the API gives plays in ffprobe through the embedded relay."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from tests.support.cameras import CameraWebServer, RtspCamera, ffprobe_stream
+from tests.support.processes import camgate_env, camgate_process, free_port, http_json, wait_for_http
+from tests.test_tunnels_e2e import Gateway, is_up
+
+pytestmark = pytest.mark.e2e
+
+INTERVAL = 2  # CAMGATE_PROBE_INTERVAL for this gateway
+STEP = 5  # the probe's step timeout (config.PROBE_STEP_TIMEOUT_S)
+PATH = "/Streaming/Channels/101"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("health")
+    port, relay_port = free_port(), free_port()
+    range_start = random.randrange(48000, 56000, 100)
+    env = camgate_env(tmp / "data", CAMGATE_EMBEDDED_RELAY_PORT=str(relay_port), CAMGATE_SSH_PORT="0",
+                      CAMGATE_RELAY_PORT_RANGE=f"{range_start}-{range_start + 99}", CAMGATE_PROBE_INTERVAL=str(INTERVAL))
+    with camgate_process(["run", "--port", str(port)], env, tmp / "camgate.log") as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/api/cameras/")
+        _, body = http_json("POST", base + "/api/auth-token/", {"username": "admin", "password": "admin"})
+        yield Gateway(base, body["token"], relay_port, tmp / "data")
+        assert process.poll() is None, "camgate run died during the tests"
+    log = (tmp / "camgate.log").read_text()
+    assert "s3cret-pw" not in log and "wrong-pw" not in log  # passwords never in the log
+
+
+@pytest.fixture(scope="module")
+def web():
+    server = CameraWebServer()
+    yield server
+    server.stop()
+
+
+def health_is(state: str):
+    return lambda camera: camera["health"]["state"] == state
+
+
+def test_a_camera_with_nothing_behind_it_is_unreachable_within_one_interval(gateway):
+    rtsp_port, http_port = free_port(), free_port()
+    added_at = time.monotonic()
+    status, added = gateway.api("POST", "/api/add-camera/", {"ip": "127.0.0.1", "rtsp_port": rtsp_port, "http_port": http_port})
+    assert status == 201 and added["health"]["state"] == "unknown"
+    camera = gateway.wait_for_camera(added["camera_id"], health_is("unreachable"), timeout=INTERVAL + STEP)
+    assert camera["health"]["reason"] == f"connection refused (RTSP port {rtsp_port})"
+    assert camera["health"]["checked_at"] and camera["health"]["video"] is None
+    # Its tunnel is up all the same: the tunnel and the camera are told apart.
+    assert gateway.wait_for_camera(added["camera_id"], is_up)["health"]["state"] == "unreachable"
+    # It stays so: the next probe, an interval later, finds the same.
+    first_check = camera["health"]["checked_at"]
+    again = gateway.wait_for_camera(added["camera_id"], lambda c: c["health"]["checked_at"] != first_check)
+    assert again["health"]["state"] == "unreachable" and time.monotonic() - added_at >= INTERVAL
+
+
+def test_wrong_login_is_auth_failed_and_the_right_one_ok_at_once(gateway, web):
+    camera = RtspCamera(free_port(), 640, 360, path=PATH, codec="h264", username="admin", password="s3cret-pw").start()
+    try:
+        status, added = gateway.api("POST", "/api/add-camera/", {
+            "ip": "127.0.0.1", "rtsp_port": camera.port, "http_port": web.port, "rtsp_path": PATH,
+            "username": "admin", "password": "wrong-pw"})
+        assert status == 201
+        failed = gateway.wait_for_camera(added["camera_id"], health_is("auth_failed"), timeout=INTERVAL + STEP)
+        assert failed["health"]["reason"] == "the camera refused the stored login (RTSP/1.0 401 Unauthorized)"
+
+        # The person fixes the password: probed at once, not an interval later.
+        gateway.api("POST", f"/api/edit-camera/{added['camera_id']}/", {"password": "s3cret-pw"})
+        ok = gateway.wait_for_camera(added["camera_id"], health_is("ok"), timeout=STEP)
+        assert ok["health"]["video"] == {"codec": "H.264", "width": 640, "height": 360, "fps": 15.0}
+        assert ok["health"]["reason"] == "" and ok["health"]["latency_ms"] >= 0
+        assert "s3cret-pw" not in str(gateway.api("GET", "/api/cameras/")[1])
+    finally:
+        camera.stop()
+
+
+def test_the_rtsp_url_given_plays_as_it_is_through_the_relay(gateway, web):
+    path = PATH + "?transportmode=unicast"
+    camera = RtspCamera(free_port(), 640, 360, path=PATH, codec="h264").start()
+    try:
+        status, added = gateway.api("POST", "/api/add-camera/", {
+            "ip": "127.0.0.1", "rtsp_port": camera.port, "http_port": web.port, "rtsp_path": path})
+        assert status == 201
+        up = gateway.wait_for_camera(added["camera_id"], lambda c: is_up(c) and c["health"]["state"] == "ok")
+        (url,) = [e["url"] for e in up["tunnel"]["endpoints"] if e["name"] == "rtsp"]
+        assert url.endswith(path) and "@" not in url
+        stream = ffprobe_stream(url)
+        assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 640, 360)
+    finally:
+        camera.stop()
