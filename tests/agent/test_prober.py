@@ -25,7 +25,7 @@ class RecordingProbe:
         if not hold:
             self.release.set()
 
-    async def __call__(self, target, timeout):
+    async def __call__(self, target, timeout, networks):
         self.calls.append((asyncio.get_running_loop().time(), target))
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
@@ -158,3 +158,8 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
         ProbeSettings.from_environment()
     monkeypatch.delenv("CAMGATE_PROBE_INTERVAL")
     assert ProbeSettings.from_environment().interval == 30.0
+    monkeypatch.setenv("CAMGATE_PROBE_NETWORKS", "127.0.0.0/8, ::1")
+    assert [str(n) for n in ProbeSettings.from_environment().networks] == ["127.0.0.0/8", "::1/128"]
+    monkeypatch.setenv("CAMGATE_PROBE_NETWORKS", "10.0.0.0/33")
+    with pytest.raises(ValueError, match="CAMGATE_PROBE_NETWORKS"):
+        ProbeSettings.from_environment()

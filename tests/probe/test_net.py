@@ -5,10 +5,11 @@ a health state with a reason, within the step timeout, having read a bounded amo
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
-from camgate.probe.net import ProbeTarget, probe_camera, probe_rtsp
+from camgate.probe.net import ProbeTarget, parse_networks, probe_camera, probe_rtsp
 from camgate.probe.result import HealthState
 from tests.support.processes import free_port
 
@@ -82,9 +83,27 @@ async def test_nothing_listening_is_unreachable_refused():
     assert (result.state, result.reason) == (HealthState.UNREACHABLE, f"connection refused (RTSP port {port})")
 
 
-async def test_a_name_that_does_not_resolve_is_unreachable():
+async def test_a_name_that_does_not_resolve_is_unreachable(monkeypatch):
+    # The system's resolver is not asked: the test sends no query off this machine.
+    real = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):
+        if host == "no-such-camera.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
     result = await probe_rtsp(ProbeTarget("no-such-camera.invalid", 554, 80), STEP)
-    assert result.state is HealthState.UNREACHABLE and result.reason.startswith("name not resolved")
+    assert (result.state, result.reason) == (HealthState.UNREACHABLE, "name not resolved: no-such-camera.invalid")
+
+
+async def test_addresses_outside_the_allowed_networks_are_never_connected_to():
+    async with FakeCamera(well_behaved) as camera:
+        networks = parse_networks("10.0.0.0/8, ::1")
+        result = await probe_camera(ProbeTarget("127.0.0.1", camera.port, camera.port), STEP, networks)
+        assert (result.state, result.reason) == (HealthState.UNKNOWN, "not probed: 127.0.0.1 is outside CAMGATE_PROBE_NETWORKS")
+        assert camera.requests == []
+        assert (await probe_rtsp(camera.target(), STEP, parse_networks("127.0.0.0/8"))).state is HealthState.OK
 
 
 async def never_answers(camera, reader, writer):

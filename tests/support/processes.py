@@ -66,6 +66,9 @@ def http_json(method: str, url: str, body=None, token: str | None = None, header
 def camgate_env(data_dir: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMGATE_", "GATEWAY_"))}
     env["CAMGATE_DATA_DIR"] = str(data_dir)
+    # Test cameras live on loopback; the example addresses tests add (192.168.1.20,
+    # 192.0.2.10) must never be connected to by the agent's health probe.
+    env["CAMGATE_PROBE_NETWORKS"] = "127.0.0.0/8,::1"
     env.update(extra)
     return env
 

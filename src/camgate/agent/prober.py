@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from camgate import config
 from camgate.agent import health_store
 from camgate.agent.health_store import HealthRecord, fingerprint
-from camgate.probe.net import ProbeTarget, probe_camera
+from camgate.probe.net import Networks, ProbeTarget, parse_networks, probe_camera
 from camgate.probe.result import HealthState, ProbeResult
 
 log = logging.getLogger("camgate.agent.probe")
@@ -33,13 +33,18 @@ class ProbeSettings:
     interval: float = config.DEFAULT_PROBE_INTERVAL_S
     concurrency: int = 16
     step_timeout: float = config.PROBE_STEP_TIMEOUT_S
+    networks: Networks = ()  # the only addresses probes may connect to; empty: any
 
     @classmethod
     def from_environment(cls) -> "ProbeSettings":
         interval = config.env_int("CAMGATE_PROBE_INTERVAL", config.DEFAULT_PROBE_INTERVAL_S)
         if interval < 1:
             raise config.ConfigError(f"CAMGATE_PROBE_INTERVAL must be at least 1 (seconds), not {interval}")
-        return cls(interval=float(interval))
+        try:
+            networks = parse_networks(config.env_str("CAMGATE_PROBE_NETWORKS"))
+        except ValueError as error:
+            raise config.ConfigError(f"CAMGATE_PROBE_NETWORKS: {error}") from None
+        return cls(interval=float(interval), networks=networks)
 
 
 def _now() -> datetime:
@@ -140,7 +145,7 @@ class Prober:
     async def _probe(self, camera_id: int, target: ProbeTarget, print_: str) -> None:
         try:
             async with self._slots:
-                result = await self._probe_camera(target, self.settings.step_timeout)
+                result = await self._probe_camera(target, self.settings.step_timeout, self.settings.networks)
         except asyncio.CancelledError:
             raise
         except Exception:  # a probe bug must cost one report, never the agent

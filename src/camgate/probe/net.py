@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import re
 import socket
 import time
@@ -62,6 +63,21 @@ def _dns_pool() -> ThreadPoolExecutor:
     return _resolver
 
 
+Networks = tuple  # of ipaddress.ip_network; empty: any address may be probed
+
+
+def parse_networks(text: str) -> Networks:
+    """CAMGATE_PROBE_NETWORKS: comma-separated addresses or CIDR networks."""
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
+
+
+def _allowed(address: tuple, networks: Networks) -> bool:
+    if not networks:
+        return True
+    ip = ipaddress.ip_address(address[0].split("%")[0])
+    return any(ip in network for network in networks if network.version == ip.version)
+
+
 async def resolve(host: str, port: int, timeout: float) -> list[tuple]:
     bare = host.strip("[]")
     try:  # an address needs no lookup and no thread
@@ -89,11 +105,16 @@ def _connect_reason(error: OSError, what: str) -> str:
     return f"cannot connect ({what}): {error.strerror or error}"
 
 
-async def connect(host: str, port: int, what: str, timeout: float):
-    """(reader, writer) to the first address of ``host`` that takes the connection."""
+async def connect(host: str, port: int, what: str, timeout: float, networks: Networks = ()):
+    """(reader, writer) to the first address of ``host`` that takes the connection,
+    among those inside ``networks``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    addresses = await resolve(host, port, timeout)
+    resolved = await resolve(host, port, timeout)
+    addresses = [entry for entry in resolved if _allowed(entry[4], networks)]
+    if not addresses:
+        shown = ", ".join(sorted({entry[4][0] for entry in resolved}))[:120]
+        raise StepFailed(ProbeResult(HealthState.UNKNOWN, f"not probed: {shown} is outside CAMGATE_PROBE_NETWORKS"))
     last: OSError | None = None
     for family, kind, proto, _, address in addresses:
         sock = socket.socket(family, kind, proto)
@@ -115,7 +136,7 @@ async def _close(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()  # a probe owes the camera no graceful goodbye
 
 
-async def probe_rtsp(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S) -> ProbeResult:
+async def probe_rtsp(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S, networks: Networks = ()) -> ProbeResult:
     probe = RtspProbe(target.host, target.rtsp_port, target.rtsp_path, target.username, target.password)
     what = f"RTSP port {target.rtsp_port}"
     started = time.monotonic()
@@ -123,7 +144,7 @@ async def probe_rtsp(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S)
     writer = None
     try:
         for _ in range(MAX_CONNECTIONS):
-            reader, writer = await connect(target.host, target.rtsp_port, what, timeout)
+            reader, writer = await connect(target.host, target.rtsp_port, what, timeout, networks)
             parser, answered = ResponseParser(), False
             while True:
                 method = probe.method
@@ -170,12 +191,12 @@ async def probe_rtsp(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S)
             await _close(writer)
 
 
-async def probe_http(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S) -> ProbeResult | None:
+async def probe_http(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S, networks: Networks = ()) -> ProbeResult | None:
     """None when the camera's web port answers with any HTTP status; else why not."""
     what = f"HTTP port {target.http_port}"
     writer = None
     try:
-        reader, writer = await connect(target.host, target.http_port, what, timeout)
+        reader, writer = await connect(target.host, target.http_port, what, timeout, networks)
         writer.write(
             f"GET / HTTP/1.1\r\nHost: {netloc(target.host, target.http_port)}\r\n"
             "User-Agent: camgate-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n".encode("latin-1")
@@ -205,12 +226,13 @@ async def probe_http(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S)
             await _close(writer)
 
 
-async def probe_camera(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S) -> ProbeResult:
+async def probe_camera(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S, networks: Networks = ()) -> ProbeResult:
     """The camera's health: its RTSP stream decides; a dead web port (unless
-    rtsp_only) makes a working stream's camera still unreachable, with the reason."""
+    rtsp_only) makes a working stream's camera still unreachable, with the reason.
+    Only addresses inside ``networks`` (when given) are connected to."""
     if target.rtsp_only:
-        return await probe_rtsp(target, timeout)
-    rtsp, http = await asyncio.gather(probe_rtsp(target, timeout), probe_http(target, timeout))
+        return await probe_rtsp(target, timeout, networks)
+    rtsp, http = await asyncio.gather(probe_rtsp(target, timeout, networks), probe_http(target, timeout, networks))
     if rtsp.state is not HealthState.OK or http is None:
         return rtsp
     return replace(rtsp, state=http.state, reason=f"{http.reason}; the RTSP stream works")
