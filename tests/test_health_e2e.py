@@ -98,3 +98,50 @@ def test_the_rtsp_url_given_plays_as_it_is_through_the_relay(gateway, web):
         assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 640, 360)
     finally:
         camera.stop()
+
+
+def test_the_dashboard_shows_real_probes_apart_from_the_tunnels(gateway, web):
+    """An ok, a login-failed and an unreachable camera, probed for real, in Chromium."""
+    from pathlib import Path
+
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, SCREENSHOTS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    for camera in gateway.api("GET", "/api/cameras/")[1]:  # what the tests before left
+        gateway.api("DELETE", f"/api/cameras/{camera['camera_id']}/")
+    ok = RtspCamera(free_port(), 1280, 720, path=PATH, codec="h264").start()
+    locked = RtspCamera(free_port(), 640, 360, path="/live", username="admin", password="s3cret-pw").start()
+    try:
+        cameras = [
+            {"ip": "127.0.0.1", "rtsp_port": ok.port, "http_port": web.port, "rtsp_path": PATH},
+            {"ip": "127.0.0.1", "rtsp_port": locked.port, "http_port": web.port, "rtsp_path": "/live",
+             "username": "admin", "password": "wrong-pw"},
+            {"ip": "127.0.0.1", "rtsp_port": free_port(), "rtsp_only": True},
+        ]
+        ids = [gateway.api("POST", "/api/add-camera/", body)[1]["camera_id"] for body in cameras]
+        for camera_id, state in zip(ids, ["ok", "auth_failed", "unreachable"]):
+            gateway.wait_for_camera(camera_id, lambda c, state=state: is_up(c) and c["health"]["state"] == state)
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        with playwright_sync.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport=DESKTOP, base_url=gateway.base)
+            page.goto("/")
+            page.get_by_label("Username").fill("admin")
+            page.get_by_label("Password").fill("admin")
+            page.get_by_role("button", name="Log in").click()
+            expect = playwright_sync.expect
+            expect(page.locator("#camera-summary")).to_have_text("3 cameras: 1 ok, 1 login failed, 1 unreachable")
+            rows = [page.locator(f'tr[data-camera-id="{camera_id}"]') for camera_id in ids]
+            expect(rows[0].locator(".health")).to_contain_text("H.264 · 1280×720 · 15 fps")
+            expect(rows[1].locator(".health .badge")).to_have_text("Login failed")
+            expect(rows[2].locator(".health")).to_contain_text("connection refused (RTSP port")
+            for row in rows:
+                expect(row.locator(".tunnel .badge")).to_have_text("Up")
+            page.screenshot(path=str(SCREENSHOTS / "dashboard-health-live.png"), full_page=True)
+            browser.close()
+    finally:
+        ok.stop()
+        locked.stop()

@@ -81,7 +81,8 @@ def test_emulation_prevention_bytes_are_removed():
     assert unescape_rbsp(b"\x00\x00\x03\x01\x00\x00\x03\x00\x03") == b"\x00\x00\x01\x00\x00\x00\x03"
 
 
-@pytest.mark.parametrize("nal", [b"", b"\x68\x00", b"\x67\x64", b"\x67" + b"\x00" * 12, b"\x42\x01"])
+@pytest.mark.parametrize("nal", [b"", b"\x68\x00", b"\x67\x64", b"\x67" + b"\x00" * 12, b"\x42\x01",
+                                 b"\x67" + b"\x00\x00\x03" * 20000])
 def test_hostile_or_truncated_parameter_sets_raise_sps_error(nal):
     with pytest.raises(SpsError):
         (parse_h265_sps if nal.startswith(b"\x42") else parse_h264_sps)(nal)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_DIMENSION = 16384
+MAX_NAL_BYTES = 1024  # a real SPS is under 100 bytes; a longer one only costs time
 # H.264 profiles whose SPS carries chroma format, bit depths and scaling matrices.
 _HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
 # SubWidthC, SubHeightC by chroma_format_idc (4:0:0 has no chroma: units of 1).
@@ -30,6 +31,8 @@ class SpsFacts:
 
 def unescape_rbsp(nal: bytes) -> bytes:
     """Drop the emulation-prevention byte of every 00 00 03."""
+    if len(nal) > MAX_NAL_BYTES:
+        raise SpsError(f"parameter set longer than {MAX_NAL_BYTES} bytes")
     if b"\x00\x00\x03" not in nal:
         return nal
     out, zeros = bytearray(), 0
