@@ -195,6 +195,17 @@ async def test_any_http_status_means_the_web_port_is_reachable():
     assert (result.state, result.reason) == (HealthState.OK, "")
 
 
+async def test_an_https_web_port_is_reachable():
+    async def tls_alert(camera, reader, writer):
+        await reader.read(100)
+        await camera.send(writer, b"\x15\x03\x01\x00\x02\x02\x46")  # TLS alert: protocol_version
+        await asyncio.sleep(3600)  # and keeps the connection open
+
+    async with FakeCamera(well_behaved) as rtsp, FakeCamera(tls_alert) as web:
+        result = await probe_camera(ProbeTarget("127.0.0.1", rtsp.port, web.port), STEP)
+    assert (result.state, result.reason) == (HealthState.OK, "")
+
+
 async def test_a_web_port_answering_garbage_is_an_error():
     async with FakeCamera(well_behaved) as rtsp, FakeCamera(garbage) as web:
         result = await probe_camera(ProbeTarget("127.0.0.1", rtsp.port, web.port), STEP)

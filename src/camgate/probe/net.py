@@ -26,6 +26,7 @@ from camgate.probe.session import RtspProbe
 READ_CHUNK = 16 * 1024
 MAX_CONNECTIONS = 3  # a camera may close after a 401 or a redirect; reconnect, boundedly
 _HTTP_STATUS = re.compile(rb"^HTTP/\d(?:\.\d)? \d{3}")
+_TLS_RECORD = re.compile(rb"^[\x15\x16]\x03[\x00-\x04]")  # an alert or handshake record: an HTTPS port
 _resolver: ThreadPoolExecutor | None = None
 
 
@@ -205,15 +206,15 @@ async def probe_http(target: ProbeTarget, timeout: float = PROBE_STEP_TIMEOUT_S,
         try:
             async with asyncio.timeout(timeout):
                 await writer.drain()
-                while b"\n" not in head and len(head) < MAX_LINE_BYTES:
+                while b"\n" not in head and len(head) < MAX_LINE_BYTES and not _TLS_RECORD.match(head):
                     data = await reader.read(READ_CHUNK)
                     if not data:
                         break
                     head += data
         except TimeoutError:
             return ProbeResult(HealthState.UNREACHABLE, f"no answer in {timeout:g} s (GET / on {what})")
-        if _HTTP_STATUS.match(head):
-            return None
+        if _HTTP_STATUS.match(head) or _TLS_RECORD.match(head):
+            return None  # a web server, or an HTTPS one refusing plain HTTP: reachable
         if not head:
             return ProbeResult(HealthState.ERROR, f"{what} closed the connection without answering GET /")
         return ProbeResult(HealthState.ERROR, f"{what} answers, but not with HTTP")
