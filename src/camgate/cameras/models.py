@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db import models
 
 from camgate.probe.result import HealthState
-from camgate.probe.rtsp_url import MAX_PATH_LENGTH, effective_path, stream_url
+from camgate.probe.rtsp_url import MAX_PATH_LENGTH, stream_url
 from camgate.uplink.tokens import try_decode_camid
 
 GATEWAY_STATUS_KEY = "gateway"
@@ -71,10 +71,6 @@ class Camera(models.Model):
             return self.health_report
         except CameraHealth.DoesNotExist:
             return None
-
-    @property
-    def stream_path(self) -> str:
-        return effective_path(self.rtsp_path)
 
     @property
     def is_active(self) -> bool:
