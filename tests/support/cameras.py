@@ -40,6 +40,8 @@ class RtspCamera:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
 
 
 class _CameraPage(BaseHTTPRequestHandler):

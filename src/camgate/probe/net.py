@@ -130,6 +130,9 @@ async def connect(host: str, port: int, what: str, timeout: float, networks: Net
         except OSError as error:
             sock.close()
             last = error
+        except BaseException:  # cancelled: the camera's settings changed, or the agent stops
+            sock.close()
+            raise
     raise _unreachable(_connect_reason(last or OSError("no address"), what))
 
 
