@@ -47,16 +47,21 @@ async def until(predicate, timeout=5.0):
 
 @pytest.fixture
 async def running():
-    tasks = []
+    tasks, probers = [], []
 
     def start(prober):
         tasks.append(asyncio.create_task(prober.run()))
+        probers.append(prober)
         return prober
 
     yield start
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for prober in probers:  # its probes still running, without writing anything
+        prober._pending.clear()
+        prober._forget.clear()
+        await prober.close()
 
 
 async def test_new_cameras_are_probed_at_once_and_reported(running):
@@ -163,3 +168,16 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("CAMGATE_PROBE_NETWORKS", "10.0.0.0/33")
     with pytest.raises(ValueError, match="CAMGATE_PROBE_NETWORKS"):
         ProbeSettings.from_environment()
+
+
+async def test_the_prober_stops_when_cancelled_as_a_probe_wakes_it():
+    # Python 3.11's wait_for swallows a cancellation that lands as its event is set;
+    # the agent's shutdown then waited for the prober for ever.
+    prober = Prober(ProbeSettings(interval=3600), probe=RecordingProbe())
+    task = asyncio.create_task(prober.run())
+    await asyncio.sleep(0.01)  # the prober waits for its next camera
+    prober._wake.set()  # a probe just ended...
+    task.cancel()  # ...as the agent stops
+    with pytest.raises(asyncio.CancelledError):  # not TimeoutError: it did stop
+        async with asyncio.timeout(5):
+            await task

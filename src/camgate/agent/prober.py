@@ -11,7 +11,6 @@ bounded, and at most ``concurrency`` run at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from camgate import config
 from camgate.agent import health_store
 from camgate.agent.health_store import HealthRecord, fingerprint
+from camgate.agent.waiting import event_or_timeout
 from camgate.probe.net import Networks, ProbeTarget, parse_networks, probe_camera
 from camgate.probe.result import HealthState, ProbeResult
 
@@ -139,8 +139,7 @@ class Prober:
                     self._running[camera_id] = asyncio.create_task(
                         self._probe(camera_id, self.targets[camera_id], self._prints[camera_id]))
             wait = min(self._due.values(), default=now + self.settings.interval) - now
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wait, 0.01))
+            await event_or_timeout(self._wake, max(wait, 0.01))
 
     async def _probe(self, camera_id: int, target: ProbeTarget, print_: str) -> None:
         try:

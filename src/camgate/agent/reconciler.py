@@ -21,6 +21,7 @@ from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
 from camgate.agent.prober import ProbeSettings, Prober
+from camgate.agent.waiting import event_or_timeout
 from camgate.cameras.models import GATEWAY_STATUS_KEY, TunnelStatus
 from camgate.uplink.client import TunnelClient, TunnelState
 from camgate.uplink.client import TunnelStatus as ClientStatus
@@ -149,8 +150,7 @@ class Agent:
 
     async def _report_forever(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._status_changed.wait(), STATUS_EVERY_S)
+            await event_or_timeout(self._status_changed, STATUS_EVERY_S)
             self._status_changed.clear()
             try:
                 await self._report()
@@ -165,8 +165,7 @@ class Agent:
                 await self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RECONCILE_EVERY_S)
+            await event_or_timeout(self._wake, RECONCILE_EVERY_S)
 
     # --- lifetime -------------------------------------------------------------------
 
