@@ -43,8 +43,9 @@ def test_readme_curl_examples_work_verbatim(tmp_path):
     outputs = json_documents(result.stdout)
     added, listed, edited, detail, restarted = outputs
     assert added["camera_id"] == 1 and added["serial"] == "FAKECAMERA"
-    # What the agent reports (the tunnel, and is_active/pid with it) moves on by itself.
-    reported = ("tunnel", "is_active", "pid")
+    # What the agent reports (the tunnel, and is_active/pid with it, and the camera's
+    # health) moves on by itself.
+    reported = ("tunnel", "health", "is_active", "pid")
     assert [{k: v for k, v in camera.items() if k not in reported} for camera in listed] == \
         [{k: v for k, v in added.items() if k not in reported}]
     assert edited["ip"] == "192.168.1.21"

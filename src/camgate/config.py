@@ -19,6 +19,11 @@ from camgate.core import port_range_text
 # A .env in the working directory is read once; real environment variables win.
 load_dotenv(Path.cwd() / ".env", override=False)
 
+# Every step of a camera health probe (name lookup, connect, each RTSP or HTTP answer)
+# gets this long: a camera that takes a connection and never answers is "unreachable".
+PROBE_STEP_TIMEOUT_S = 5.0
+DEFAULT_PROBE_INTERVAL_S = 30
+
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -140,6 +145,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAMGATE_GATEWAY_HTTP_PORT", "8001", "Port the gateway tunnel forwards: the web server's tunnel port, never its main one."),
     Setting("CAMGATE_SSH_HOST", "127.0.0.1", "Host of the SSH server the gateway tunnel forwards."),
     Setting("CAMGATE_SSH_PORT", "22", "SSH port the gateway tunnel forwards (0: none)."),
+    Setting("CAMGATE_PROBE_INTERVAL", str(DEFAULT_PROBE_INTERVAL_S), "Seconds between two health probes of a camera."),
+    Setting("CAMGATE_PROBE_NETWORKS", "", "Comma-separated networks (CIDR) health probes may connect to; empty: any."),
     Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay that camgate run starts."),
     Setting("CAMGATE_RELAY_PORT_RANGE", port_range_text(), "Public ports the embedded relay gives forwards."),
     Setting("CAMGATE_RELAY_ADMIN_TOKEN", "generated into the data dir", "Bearer token of the relay's admin API.", secret=True),

@@ -17,10 +17,13 @@ from django.test import override_settings
 from django.utils.http import http_date
 from rest_framework.test import APIClient
 
-from camgate.cameras.models import Camera, TunnelStatus
+from datetime import datetime, timezone
+
+from camgate.cameras.models import Camera, CameraHealth, TunnelStatus
 from camgate.core import TunnelState
-from camgate.web import throttle
 from camgate.media.grab import encode_jpeg
+from camgate.probe.result import HealthState
+from camgate.web import throttle
 from tests.conftest import make_token
 from tests.support.openapi import SchemaProblem, check_response, to_jsonschema
 
@@ -49,14 +52,23 @@ def schema(api) -> dict:
 
 @pytest.fixture
 def cameras(db) -> dict:
-    """One camera the agent has not seen (tunnel null), one whose tunnel is up."""
+    """One camera the agent has not seen (tunnel null, health unknown), one whose tunnel
+    is up and whose stream was probed ok, one inactive whose last probe failed."""
     plain = Camera.objects.create(ip="10.0.0.1", serial="S1", mac=None, username="admin", password="s3cret")
-    tunnelled = Camera.objects.create(ip="cam.site.local", access_token=make_token(4242), rtsp_only=True)
+    tunnelled = Camera.objects.create(ip="cam.site.local", access_token=make_token(4242), rtsp_only=True,
+                                      rtsp_path="/Streaming/Channels/101?transportmode=unicast")
     TunnelStatus.objects.create(
         key=f"camera-{tunnelled.camera_id}", camera=tunnelled, state=TunnelState.UP, pid=4321,
         endpoints=[{"name": "rtsp", "proxy_host": "127.0.0.1", "proxy_port": 20001, "url": "rtsp://127.0.0.1:20001/"}],
         open_connections=1, bytes_to_cloud=36142, bytes_from_cloud=584,
     )
+    CameraHealth.objects.create(
+        camera=tunnelled, state=HealthState.OK.value, checked_at=datetime.now(timezone.utc), latency_ms=12,
+        video={"codec": "H.264", "width": 1920, "height": 1080, "fps": 25.0}, audio={"codec": "AAC"},
+    )
+    inactive = Camera.objects.create(ip="10.0.0.2", enabled=False)
+    CameraHealth.objects.create(camera=inactive, state=HealthState.AUTH_FAILED.value, reason="refused",
+                                checked_at=datetime.now(timezone.utc), latency_ms=3)
     return {"plain": plain.camera_id, "tunnelled": tunnelled.camera_id}
 
 
@@ -261,6 +273,17 @@ def test_camera_fields_are_documented_as_they_behave(schema):
     assert set(tunnel["properties"]["state"]["enum"]) == {state.value for state in TunnelState}
     endpoint = tunnel["properties"]["endpoints"]["items"]
     assert set(endpoint["properties"]) == set(endpoint["required"]) == {"name", "proxy_host", "proxy_port", "url"}
+    # health: the probe's facts, never null, never accepted.
+    assert "health" not in request["properties"]
+    health = camera["properties"]["health"]
+    assert (health["type"], health["readOnly"], health.get("nullable", False)) == ("object", True, False)
+    assert set(health["properties"]) == set(health["required"]) == {
+        "state", "reason", "checked_at", "latency_ms", "video", "audio"}
+    assert set(health["properties"]["state"]["enum"]) == {s.value for s in HealthState}
+    assert health["properties"]["video"]["nullable"] and health["properties"]["audio"]["nullable"]
+    assert set(health["properties"]["video"]["required"]) == {"codec", "width", "height", "fps"}
+    # rtsp_path: taken and shown.
+    assert request["properties"]["rtsp_path"]["maxLength"] == 512 and "rtsp_path" in camera["properties"]
     # local_token: GET /api/camera/<id>/ only.
     assert "local_token" not in camera["properties"] and detail["properties"]["local_token"]["readOnly"] is True
     assert schema["paths"]["/api/camera/{camera_id}/"]["get"]["responses"]["200"]["content"]["application/json"][
@@ -309,10 +332,14 @@ def test_a_leaked_password_or_a_missing_key_would_be_caught(schema):
 
     validator = response_validator(schema, "/api/cameras/", "get", 200)
     good = {"camera_id": 1, "access_token": "", "ip": "10.0.0.1", "http_port": 80, "rtsp_port": 554,
-            "is_active": True, "enabled": True, "pid": None, "serial": None, "mac": None, "rtsp_only": False, "username": "",
-            "tunnel": None}
+            "is_active": True, "enabled": True, "pid": None, "serial": None, "mac": None, "rtsp_only": False,
+            "rtsp_path": "", "username": "", "tunnel": None,
+            "health": {"state": "unknown", "reason": "", "checked_at": None, "latency_ms": None, "video": None, "audio": None}}
     assert validator.is_valid([good])
     assert not validator.is_valid([{**good, "password": "s3cret"}])
     assert not validator.is_valid([{**good, "local_token": ""}])
     assert not validator.is_valid([{k: v for k, v in good.items() if k != "tunnel"}])
     assert not validator.is_valid([{**good, "tunnel": {"state": "sideways"}}])
+    assert not validator.is_valid([{**good, "health": None}])
+    assert not validator.is_valid([{**good, "health": {**good["health"], "state": "up"}}])
+    assert not validator.is_valid([{**good, "health": {**good["health"], "video": {"codec": "H.264"}}}])

@@ -14,13 +14,20 @@ CAMERA_PAGE = b"<html><title>camera web ui</title>test camera</html>"
 
 
 class RtspCamera:
-    def __init__(self, port: int, width: int = 320, height: int = 240, path: str = "/stream") -> None:
-        self.port, self.width, self.height, self.path = port, width, height, path
+    """GStreamer's RTSP server: MJPEG (or H.264) at ``path``, behind a Digest (or Basic)
+    login when given a username."""
+
+    def __init__(self, port: int, width: int = 320, height: int = 240, *, path: str = "/stream",
+                 codec: str = "mjpeg", username: str = "", password: str = "", basic: bool = False) -> None:
+        self.port, self.width, self.height = port, width, height
+        self.path, self.codec, self.username, self.password, self.basic = path, codec, username, password, basic
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "RtspCamera":
+        login = ["--user", self.username, "--password", self.password] if self.username else []
         self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(RTSP_CAMERA_SCRIPT), str(self.port), str(self.width), str(self.height), self.path],
+            [SYSTEM_PYTHON, str(RTSP_CAMERA_SCRIPT), str(self.port), str(self.width), str(self.height),
+             "--mount", self.path, "--codec", self.codec, *login, *(["--basic"] if self.basic else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         line = self.process.stdout.readline().strip()
@@ -33,6 +40,8 @@ class RtspCamera:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
 
 
 class _CameraPage(BaseHTTPRequestHandler):

@@ -86,6 +86,9 @@ def camgate_env(data_dir: Path, **extra: str) -> dict:
     # A fast password hasher in the children too (tests/support/fast_settings.py).
     env["DJANGO_SETTINGS_MODULE"] = "tests.support.fast_settings"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(REPO)]))
+    # Test cameras live on loopback; the example addresses tests add (192.168.1.20,
+    # 192.0.2.10) must never be connected to by the agent's health probe.
+    env["CAMGATE_PROBE_NETWORKS"] = "127.0.0.0/8,::1"
     env.update(extra)
     return env
 

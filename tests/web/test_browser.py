@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from camgate.cameras.models import Camera, TunnelStatus
+from camgate.cameras.models import Camera, CameraHealth, TunnelStatus
 from tests.conftest import make_token
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -160,7 +160,7 @@ def test_a_new_user_manages_cameras_settings_and_restart(ui):
     TunnelStatus.objects.create(
         key="gateway", state="connecting", reason="relay.example.net:443: connection refused; retrying in 5 s",
     )
-    expect(row.locator(".badge")).to_have_text("Up")
+    expect(row.locator(".tunnel .badge")).to_have_text("Up")
     expect(row).to_contain_text("rtsp://relay.example.net:41554/")
     expect(row).to_contain_text("700 MiB")
     expect(page.locator("#gateway-tunnel")).to_contain_text("Connecting")
@@ -291,3 +291,53 @@ def test_not_found_and_throttled_pages(ui):
         page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Too many failed sign-in attempts")
     shot(page, "login-throttled")
+
+
+def test_dashboard_tells_camera_health_apart_from_the_tunnel(ui):
+    """An ok, a login-failed and an unreachable camera, each with its tunnel up, and an
+    inactive one; the pictures' endpoint is not there, so placeholders stand in."""
+    def camera(ip, camid, health, **extra):
+        made = Camera.objects.create(ip=ip, access_token=make_token(camid), **extra)
+        TunnelStatus.objects.create(key=f"camera-{camid}", camera=made, state="up", open_connections=0, endpoints=[
+            {"name": "rtsp", "proxy_host": "relay.example.net", "proxy_port": camid, "url": ""},
+            {"name": "http", "proxy_host": "relay.example.net", "proxy_port": camid + 1, "url": f"http://relay.example.net:{camid + 1}/"}])
+        CameraHealth.objects.create(camera=made, checked_at="2026-03-04T05:06:07Z", **health)
+        return made
+
+    ok = camera("192.168.1.20", 41001, {"state": "ok", "latency_ms": 4, "video": {"codec": "H.264", "width": 1920,
+                "height": 1080, "fps": 25.0}, "audio": {"codec": "AAC"}}, rtsp_path="/Streaming/Channels/101")
+    login = camera("192.168.1.21", 41011, {"state": "auth_failed", "reason": "the camera refused the stored login (RTSP/1.0 401 Unauthorized)"})
+    gone = camera("192.168.1.22", 41021, {"state": "unreachable", "reason": "no answer in 5 s (connecting to RTSP port 554)"})
+    off = Camera.objects.create(ip="192.168.1.23", enabled=False)
+    TunnelStatus.objects.create(key="gateway", state="up")
+    page = ui()
+    log_in_with_keyboard(page, "admin")
+    rows = {c.camera_id: page.locator(f'tr[data-camera-id="{c.camera_id}"]') for c in (ok, login, gone, off)}
+    expect(page.locator("#camera-summary")).to_have_text("4 cameras: 1 ok, 1 login failed, 1 unreachable, 1 inactive")
+    expect(rows[ok.camera_id].locator(".health .badge")).to_have_text("Reachable")
+    expect(rows[ok.camera_id]).to_contain_text("H.264 · 1920×1080 · 25 fps · audio AAC")
+    expect(rows[ok.camera_id]).to_contain_text("rtsp://relay.example.net:41001/Streaming/Channels/101")
+    expect(rows[login.camera_id].locator(".health .badge")).to_have_text("Login failed")
+    expect(rows[gone.camera_id].locator(".health .badge")).to_have_text("Unreachable")
+    expect(rows[gone.camera_id]).to_contain_text("no answer in 5 s")
+    for camera_row in (rows[ok.camera_id], rows[login.camera_id], rows[gone.camera_id]):
+        expect(camera_row.locator(".tunnel .badge")).to_have_text("Up")
+    expect(rows[off.camera_id].locator(".health .badge")).to_have_text("Inactive")
+    expect(rows[off.camera_id].locator(".tunnel .badge")).to_have_text("Inactive")
+    # The ok camera's picture is asked for; while there is none, its placeholder shows.
+    expect(rows[ok.camera_id].locator(".thumb img")).to_be_hidden()
+    expect(rows[ok.camera_id].locator(".thumb-placeholder")).to_have_text("No picture yet")
+    expect(rows[login.camera_id].locator(".thumb-placeholder")).to_have_text("Login failed")
+    assert rows[login.camera_id].locator(".thumb img").count() == 0
+    assert sideways_overflow(page) == []
+    shot(page, "dashboard-health")
+
+    # The agent's next probe finds the login fixed: the row and the summary follow.
+    CameraHealth.objects.filter(camera=login).update(state="ok", reason="", video={"codec": "MJPEG", "width": None, "height": None, "fps": 15})
+    expect(rows[login.camera_id].locator(".health .badge")).to_have_text("Reachable")
+    expect(rows[login.camera_id]).to_contain_text("MJPEG · 15 fps")
+    expect(page.locator("#camera-summary")).to_have_text("4 cameras: 2 ok, 1 unreachable, 1 inactive")
+
+    page.set_viewport_size(PHONE)
+    assert sideways_overflow(page) == []
+    shot(page, "dashboard-health-phone")

@@ -40,6 +40,14 @@ def test_add_saves_and_pokes_the_agent(admin_client, agent_calls):
     assert f"Camera {camera.camera_id} (192.0.2.20) added." in response.content.decode()
 
 
+def test_the_stream_path_is_saved_and_shown_again(admin_client, agent_calls):
+    admin_client.post("/add-camera", {**VALID, "rtsp_path": "/cam/realmonitor?channel=1&subtype=0"})
+    camera = Camera.objects.get()
+    assert camera.rtsp_path == "/cam/realmonitor?channel=1&subtype=0" and agent_calls == ["reconcile"]
+    html = admin_client.get(f"/edit-camera/{camera.camera_id}").content.decode()
+    assert 'value="/cam/realmonitor?channel=1&amp;subtype=0"' in html
+
+
 def test_empty_serial_and_mac_are_stored_as_null_like_the_api(admin_client, agent_calls):
     admin_client.post("/add-camera", VALID)
     camera = Camera.objects.get()
@@ -67,6 +75,9 @@ def test_empty_serial_and_mac_are_null_in_the_api_too(api):
     ("ip", "cam\x00era", "Null characters are not allowed."),
     ("http_port", "8\x000", "Enter a port number (1-65535)."),
     ("rtsp_port", "9" * 40, "Port must be between 1 and 65535."),
+    ("rtsp_path", "Streaming/Channels/101", "must start with '/'"),
+    ("rtsp_path", "/live?user=admin&password=1234", "may not carry a password"),
+    ("rtsp_path", "/a b", "spaces or control characters"),
 ])
 def test_bad_fields_get_their_own_message_and_nothing_is_saved(admin_client, agent_calls, field, value, message):
     response = admin_client.post("/add-camera", {**VALID, field: value})

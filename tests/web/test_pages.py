@@ -7,7 +7,7 @@ from rest_framework.authtoken.models import Token
 
 from camgate import config
 from camgate.agent.control import AgentUnavailable
-from camgate.cameras.models import GATEWAY_STATUS_KEY, Camera, TunnelStatus
+from camgate.cameras.models import GATEWAY_STATUS_KEY, Camera, CameraHealth, TunnelStatus
 from tests.conftest import make_token
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +30,38 @@ def test_dashboard_shows_cameras_and_their_tunnels(admin_client):
         endpoints=[{"name": "rtsp", "proxy_host": "relay.example", "proxy_port": 41554, "url": "rtsp://relay.example:41554/"}],
         open_connections=3, bytes_to_cloud=5 * 1024 * 1024, bytes_from_cloud=2048,
     )
+    streaming = Camera.objects.create(ip="192.0.2.31", rtsp_path="/Streaming/Channels/101")
+    TunnelStatus.objects.create(
+        key=f"camera-{streaming.camera_id}", camera=streaming, state="up",
+        endpoints=[{"name": "rtsp", "proxy_host": "relay.example", "proxy_port": 41555, "url": "rtsp://relay.example:41555/"}],
+    )
+    CameraHealth.objects.create(camera=streaming, state="ok", video={"codec": "H.264", "width": 1920, "height": 1080, "fps": 25})
+    CameraHealth.objects.create(camera=camera, state="auth_failed", reason="the camera refused the stored login")
     TunnelStatus.objects.create(key=GATEWAY_STATUS_KEY, state="up")
     html = admin_client.get("/").content.decode()
-    for text in ["192.0.2.30", "9001", "RTSP 8554", "Failed", "relay refused: bad token",
-                 "rtsp://relay.example:41554/", 'data-copy="rtsp://relay.example:41554/"',
-                 "5.0 MiB", "2.0 KiB", 'class="badge state-up"']:
+    for text in ["192.0.2.30", "9001", "RTSP 8554 only", "Failed", "relay refused: bad token",
+                 'data-copy="rtsp://relay.example:41555/Streaming/Channels/101"',
+                 "5.0 MiB", "2.0 KiB", 'class="badge state-up"', 'class="badge health-ok"', "Reachable",
+                 "H.264 · 1920×1080 · 25 fps", "Login failed", "the camera refused the stored login",
+                 "2 cameras: 1 ok, 1 login failed", f'src="/api/camera/{streaming.camera_id}/snapshot/?v='
+                 ]:
         assert text in html, text
+    # A failed tunnel lists no endpoints; a camera that cannot give a picture is not asked for one.
+    assert "41554" not in html and f"/api/camera/{camera.camera_id}/snapshot/" not in html
     assert "No cameras yet" in html  # present in the page for live updates…
     assert 'id="empty-state" hidden' in html  # …but hidden
+
+
+def test_an_inactive_camera_reads_inactive(admin_client):
+    camera = Camera.objects.create(ip="192.0.2.32", enabled=False)
+    TunnelStatus.objects.create(key=GATEWAY_STATUS_KEY, state="up")
+    TunnelStatus.objects.create(key=f"camera-{camera.camera_id}", camera=camera, state="stopped", reason="inactive",
+                                endpoints=[{"name": "rtsp", "proxy_host": "relay.example", "proxy_port": 41556}])
+    [entry] = admin_client.get("/status.json").json()["cameras"]
+    assert (entry["tunnel"]["label"], entry["tunnel"]["endpoints"]) == ("Inactive", [])
+    assert (entry["health"]["label"], entry["health"]["snapshot_url"]) == ("Inactive", "")
+    html = admin_client.get("/").content.decode()
+    assert "Not reported" not in html and "1 camera: 1 inactive" in html
 
 
 def test_status_json_matches_the_dashboard(admin_client):

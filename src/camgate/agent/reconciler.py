@@ -16,11 +16,13 @@ import signal
 from dataclasses import replace
 
 from camgate import config
-from camgate.agent import store
+from camgate.agent import health_store, store
 from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
+from camgate.agent.prober import ProbeSettings, Prober
 from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
+from camgate.agent.waiting import event_or_timeout
 from camgate.core import GATEWAY_STATUS_KEY, TunnelState
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
@@ -46,9 +48,10 @@ def _settled(status: ClientStatus) -> bool:
 
 
 class Agent:
-    def __init__(self, settings: UplinkSettings, gateway_uuid: str) -> None:
+    def __init__(self, settings: UplinkSettings, gateway_uuid: str, probe_settings: ProbeSettings = ProbeSettings()) -> None:
         self.settings = settings
         self.gateway_uuid = gateway_uuid
+        self.prober = Prober(probe_settings)
         self.clients: dict[str, TunnelClient] = {}
         self.plan: dict[str, PlannedTunnel] = {}
         self._wake = asyncio.Event()
@@ -139,6 +142,7 @@ class Agent:
 
     async def reconcile(self) -> None:
         cameras = await asyncio.to_thread(store.load_active_cameras)
+        self.prober.update_targets(await asyncio.to_thread(health_store.load_probe_targets))
         async with self._lock:
             self.plan = plan_tunnels(cameras, self.gateway_uuid, self.settings)
             for key in [k for k in self.clients if k not in self.plan]:
@@ -190,8 +194,7 @@ class Agent:
 
     async def _report_forever(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._status_changed.wait(), STATUS_EVERY_S)
+            await event_or_timeout(self._status_changed, STATUS_EVERY_S)
             self._status_changed.clear()
             try:
                 await self._report()
@@ -211,8 +214,7 @@ class Agent:
             async with self._completed:
                 self.reconciles += 1
                 self._completed.notify_all()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RECONCILE_EVERY_S)
+            await event_or_timeout(self._wake, RECONCILE_EVERY_S)
 
     # --- lifetime -------------------------------------------------------------------
 
@@ -228,7 +230,9 @@ class Agent:
             "snapshot": self.snapshots.handle,
         })
         log.info("agent running (pid %d)", os.getpid())
-        tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever())]
+        await self.prober.restore()
+        tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._report_forever()),
+                 asyncio.create_task(self.prober.run()), asyncio.create_task(self.prober.write_forever())]
         try:
             await stop.wait()
         finally:
@@ -238,7 +242,10 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(c.stop() for c in self.clients.values()), return_exceptions=True)
             self.clients.clear()
+            with contextlib.suppress(Exception):
+                await self.prober.close()
             await asyncio.to_thread(store.mark_all_stopped)
+            await asyncio.to_thread(health_store.mark_all_unknown, "agent not running")
             socket_path().unlink(missing_ok=True)
             log.info("agent stopped")
 
@@ -257,7 +264,7 @@ def run_agent() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Agent(UplinkSettings.from_environment(), config.gateway_uuid()).run(stop)
+        await Agent(UplinkSettings.from_environment(), config.gateway_uuid(), ProbeSettings.from_environment()).run(stop)
 
     raise_open_files_limit()  # a socket per tunnel and per viewer connection
     try:

@@ -1,14 +1,18 @@
-"""The camera store: what the user wants (Camera) and what is true (TunnelStatus).
+"""The camera store: what the user wants (Camera) and what is true (TunnelStatus,
+CameraHealth).
 
 Desired state and reported state live in separate tables with separate writers: the web
-server writes cameras, the agent writes tunnel status. Neither overwrites the other's
-facts, so a status update can never undo an edit made a moment earlier.
+server writes cameras, the agent writes tunnel status and camera health. Neither
+overwrites the other's facts, so a status update can never undo an edit made a moment
+earlier.
 """
 
 from __future__ import annotations
 
 from django.db import models
 
+from camgate.probe.result import HealthState
+from camgate.probe.rtsp_url import MAX_PATH_LENGTH, stream_url
 from camgate.uplink.tokens import try_decode_camid
 
 from camgate.core import GATEWAY_STATUS_KEY, TunnelState  # noqa: F401 (GATEWAY_STATUS_KEY: re-exported)
@@ -35,6 +39,8 @@ class Camera(models.Model):
     serial = models.CharField(max_length=255, null=True, blank=True)
     mac = models.CharField(max_length=255, null=True, blank=True)
     rtsp_only = models.BooleanField(default=False)
+    # camgate: the stream's path (and query) on the camera's RTSP port; empty means "/".
+    rtsp_path = models.CharField(max_length=MAX_PATH_LENGTH, blank=True, default="")
     username = models.CharField(max_length=255, blank=True, default="")
     # Stored as given: the gateway has to present it to the camera, so it cannot be
     # hashed. The database lives in the data directory with owner-only permissions.
@@ -65,6 +71,13 @@ class Camera(models.Model):
         try:
             return self.tunnel_status
         except TunnelStatus.DoesNotExist:
+            return None
+
+    @property
+    def health(self) -> "CameraHealth | None":
+        try:
+            return self.health_report
+        except CameraHealth.DoesNotExist:
             return None
 
     @property
@@ -100,13 +113,73 @@ class TunnelStatus(models.Model):
     def __str__(self) -> str:
         return f"{self.key}: {self.state}"
 
-    def as_dict(self) -> dict:
+    def public_endpoints(self, rtsp_path: str = "") -> list:
+        """The relay's public endpoints while they can carry traffic (none for a failed
+        or stopped tunnel), the rtsp one's URL ending in the camera's stream path, so it
+        plays as it is."""
+        if self.state not in (self.State.UP, self.State.CONNECTING) or not isinstance(self.endpoints, list):
+            return []
+        shown = []
+        for endpoint in self.endpoints:
+            if isinstance(endpoint, dict) and endpoint.get("name") == "rtsp" and endpoint.get("proxy_host"):
+                endpoint = {**endpoint, "url": stream_url(str(endpoint["proxy_host"]), endpoint.get("proxy_port"), rtsp_path)}
+            shown.append(endpoint)
+        return shown
+
+    def as_dict(self, rtsp_path: str = "") -> dict:
         return {
             "state": self.state,
             "reason": self.reason,
-            "endpoints": self.endpoints,
+            "endpoints": self.public_endpoints(rtsp_path),
             "open_connections": self.open_connections,
             "bytes_to_cloud": self.bytes_to_cloud,
             "bytes_from_cloud": self.bytes_from_cloud,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
         }
+
+
+class CameraHealth(models.Model):
+    """What the agent's last probe found out about a camera (not about its tunnel)."""
+
+    camera = models.OneToOneField(Camera, primary_key=True, on_delete=models.CASCADE, related_name="health_report")
+    state = models.CharField(max_length=16, choices=[(s.value, s.value) for s in HealthState],
+                             default=HealthState.UNKNOWN.value)
+    reason = models.TextField(blank=True, default="")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    video = models.JSONField(null=True, blank=True)  # {"codec", "width", "height", "fps"}
+    audio = models.JSONField(null=True, blank=True)  # {"codec"}
+    # Which settings (address, ports, path, login) the report is about, as a hash, and
+    # when those settings last failed to log in: a restarted agent must not try a wrong
+    # password again sooner than the probe interval (cameras lock accounts).
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+    auth_failed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"camera {self.camera_id}: {self.state}"
+
+    def as_dict(self) -> dict:
+        return health_dict(self.state, self.reason, self.checked_at, self.latency_ms, self.video, self.audio)
+
+
+def health_dict(state: str, reason: str = "", checked_at=None, latency_ms=None, video=None, audio=None) -> dict:
+    return {
+        "state": state,
+        "reason": reason,
+        "checked_at": checked_at.isoformat() if checked_at else None,
+        "latency_ms": latency_ms,
+        "video": video if isinstance(video, dict) else None,
+        "audio": audio if isinstance(audio, dict) else None,
+    }
+
+
+NOT_PROBED_YET = "not probed yet"
+NOT_PROBED_INACTIVE = "not probed: the camera is inactive"
+
+
+def camera_health(camera: Camera) -> dict:
+    """The camera's health as the API and the dashboard show it: never null."""
+    if not camera.enabled:
+        return health_dict(HealthState.UNKNOWN.value, NOT_PROBED_INACTIVE)
+    report = camera.health
+    return report.as_dict() if report else health_dict(HealthState.UNKNOWN.value, NOT_PROBED_YET)

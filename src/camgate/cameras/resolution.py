@@ -11,7 +11,7 @@ from camgate.cameras.models import Camera
 
 
 def resolve_camera(identifier: int) -> Camera | None:
-    queryset = Camera.objects.select_related("tunnel_status")
+    queryset = Camera.objects.select_related("tunnel_status", "health_report")
     return (
         queryset.filter(camera_id=identifier).first()
         or queryset.filter(camid=identifier).first()

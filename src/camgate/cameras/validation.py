@@ -6,6 +6,8 @@ import ipaddress
 import re
 
 from camgate.cameras.models import Camera
+from camgate.probe.rtsp_url import MAX_PATH_LENGTH as MAX_RTSP_PATH_LENGTH  # noqa: F401 (one rule for API and UI)
+from camgate.probe.rtsp_url import path_problem as rtsp_path_problem  # noqa: F401
 from camgate.uplink.tokens import InvalidToken, decode_access_token
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.

@@ -34,6 +34,14 @@ class CameraForm(forms.ModelForm):
     )
     http_port = PortField(label="HTTP port", initial=80)
     rtsp_port = PortField(label="RTSP port", initial=554)
+    rtsp_path = forms.CharField(
+        label="RTSP stream path",
+        required=False,
+        max_length=validation.MAX_RTSP_PATH_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "/Streaming/Channels/101", "autocomplete": "off", "spellcheck": "false"}),
+        help_text="The stream's path on the camera, with its query if any. Empty means /. Never a password: "
+        "the camera login below is sent separately.",
+    )
     access_token = forms.CharField(
         label="Access token",
         required=False,
@@ -67,7 +75,7 @@ class CameraForm(forms.ModelForm):
     class Meta:
         model = Camera
         # The password is a declared field handled by save(), not copied blindly.
-        fields = ["ip", "http_port", "rtsp_port", "enabled", "rtsp_only", "access_token",
+        fields = ["ip", "http_port", "rtsp_port", "rtsp_path", "enabled", "rtsp_only", "access_token",
                   "serial", "mac", "username"]
 
     def __init__(self, *args, **kwargs):
@@ -85,6 +93,13 @@ class CameraForm(forms.ModelForm):
         if problem:
             raise forms.ValidationError(problem)
         return validation.normalise_ip(value)
+
+    def clean_rtsp_path(self) -> str:
+        value = self.cleaned_data["rtsp_path"]
+        problem = validation.rtsp_path_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
 
     def clean_access_token(self) -> str:
         value = self.cleaned_data["access_token"].strip()

@@ -15,6 +15,7 @@ from django.urls import reverse
 from camgate import config
 from camgate.cameras.models import Camera, TunnelStatus
 from camgate.core import GATEWAY_STATUS_KEY, TunnelState
+from camgate.web.health_presenter import health_summary, health_view
 
 STATE_LABELS = {
     TunnelState.UP: "Up",
@@ -80,9 +81,13 @@ def endpoint_view(raw) -> dict | None:
     return {"name": name or scheme or "endpoint", "address": address, "url": url, "scheme": scheme}
 
 
-def tunnel_view(status: TunnelStatus | None) -> dict:
+def inactive_tunnel_view() -> dict:
+    return with_words({**tunnel_view(None), "state": "inactive", "label": "Inactive", "reason": ""})
+
+
+def tunnel_view(status: TunnelStatus | None, rtsp_path: str = "") -> dict:
     if status is None:
-        return {
+        return with_words({
             "state": NOT_REPORTED,
             "label": "Not reported",
             "reason": "The agent has not reported on this tunnel yet.",
@@ -93,10 +98,9 @@ def tunnel_view(status: TunnelStatus | None) -> dict:
             "to_cloud": human_bytes(0),
             "from_cloud": human_bytes(0),
             "updated_at": None,
-        }
-    raw_endpoints = status.endpoints if isinstance(status.endpoints, list) else []
-    endpoints = [view for view in map(endpoint_view, raw_endpoints[:20]) if view]
-    return {
+        })
+    endpoints = [view for view in map(endpoint_view, status.public_endpoints(rtsp_path)[:20]) if view]
+    return with_words({
         "state": status.state if status.state in STATE_LABELS else NOT_REPORTED,
         "label": STATE_LABELS.get(status.state, _text(status.state, 20) or "Unknown"),
         "reason": _text(status.reason, 500),
@@ -107,7 +111,16 @@ def tunnel_view(status: TunnelStatus | None) -> dict:
         "to_cloud": human_bytes(status.bytes_to_cloud),
         "from_cloud": human_bytes(status.bytes_from_cloud),
         "updated_at": status.updated_at.isoformat() if status.updated_at else None,
-    }
+    })
+
+
+def with_words(view: dict) -> dict:
+    """The phrases the row shows for a tunnel view: open connections, and what stands
+    in for endpoints there are none of."""
+    count = view["open_connections"]
+    view["connections"] = f"{count} connection{'s' if count != 1 else ''}"
+    view["no_endpoints"] = "None yet" if view["state"] in (TunnelState.CONNECTING, NOT_REPORTED) else "None"
+    return view
 
 
 def camera_view(camera: Camera) -> dict:
@@ -119,7 +132,9 @@ def camera_view(camera: Camera) -> dict:
         "rtsp_port": camera.rtsp_port,
         "enabled": camera.enabled,
         "rtsp_only": camera.rtsp_only,
-        "tunnel": tunnel_view(camera.status),
+        "rtsp_path": camera.rtsp_path,
+        "tunnel": tunnel_view(camera.status, camera.rtsp_path) if camera.enabled else inactive_tunnel_view(),
+        "health": health_view(camera),
         "edit_url": reverse("web:camera-edit", args=[camera.camera_id]),
         "delete_url": reverse("web:camera-delete", args=[camera.camera_id]),
     }
@@ -135,5 +150,6 @@ def gateway_view() -> dict:
 
 
 def dashboard_state() -> dict:
-    cameras = Camera.objects.select_related("tunnel_status").order_by("camera_id")
-    return {"gateway": gateway_view(), "cameras": [camera_view(camera) for camera in cameras]}
+    cameras = [camera_view(camera) for camera in Camera.objects.select_related("tunnel_status", "health_report").order_by("camera_id")]
+    gateway = {**gateway_view(), "summary": health_summary([camera["health"]["state"] for camera in cameras])}
+    return {"gateway": gateway, "cameras": cameras}

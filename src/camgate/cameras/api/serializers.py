@@ -16,8 +16,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from camgate.cameras import services, validation
-from camgate.cameras.models import Camera, TunnelStatus
+from camgate.cameras.models import Camera, TunnelStatus, camera_health
 from camgate.core import TunnelState
+from camgate.probe.result import HealthState
+from camgate.probe.rtsp_url import MAX_PATH_LENGTH
 
 TRUE_TEXTS = frozenset({"true", "t", "yes", "y", "on", "1"})
 FALSE_TEXTS = frozenset({"false", "f", "no", "n", "off", "0", ""})
@@ -90,7 +92,8 @@ TUNNEL_ENDPOINT_SCHEMA = {
         "name": {"type": "string", "description": "The forward: `http` or `rtsp`."},
         "proxy_host": {"type": "string"},
         "proxy_port": {"type": "integer", "minimum": 1, "maximum": 65535},
-        "url": {"type": "string", "description": "e.g. `rtsp://relay.example.com:20001/`"},
+        "url": {"type": "string", "description": "e.g. `rtsp://relay.example.com:20001/Streaming/Channels/101`: "
+                "for rtsp, the relay's address and the camera's `rtsp_path`, playable as it is; never with credentials."},
     },
     "required": ["name", "proxy_host", "proxy_port", "url"],
 }
@@ -102,7 +105,8 @@ TUNNEL_SCHEMA = {
     "properties": {
         "state": {"type": "string", "enum": [state.value for state in TunnelState]},
         "reason": {"type": "string", "description": "Why the tunnel is failed or stopped; empty otherwise."},
-        "endpoints": {"type": "array", "items": TUNNEL_ENDPOINT_SCHEMA},
+        "endpoints": {"type": "array", "items": TUNNEL_ENDPOINT_SCHEMA,
+                      "description": "Empty while the tunnel is failed or stopped."},
         "open_connections": {"type": "integer", "minimum": 0},
         "bytes_to_cloud": {"type": "integer", "format": "int64", "minimum": 0},
         "bytes_from_cloud": {"type": "integer", "format": "int64", "minimum": 0},
@@ -111,6 +115,41 @@ TUNNEL_SCHEMA = {
     "required": [
         "state", "reason", "endpoints", "open_connections", "bytes_to_cloud", "bytes_from_cloud", "updated_at",
     ],
+}
+
+
+# The camera's own health, as the agent's probe found it (CameraHealth.as_dict()).
+HEALTH_SCHEMA = {
+    "type": "object",
+    "description": "The camera's own health, from the agent's last probe (a camgate extension): its RTSP "
+    "stream answered DESCRIBE with the stored login, and its web port any HTTP status. `unknown` until the first "
+    "probe, and for an inactive camera (never probed).",
+    "properties": {
+        "state": {"type": "string", "enum": [state.value for state in HealthState]},
+        "reason": {"type": "string", "description": "Why the state is not ok (e.g. `connection refused (RTSP port "
+                   "554)`, `no answer in 5 s (DESCRIBE on RTSP port 554)`); empty when all is well."},
+        "checked_at": {"type": "string", "format": "date-time", "nullable": True,
+                       "description": "When the last probe ended; null before the first."},
+        "latency_ms": {"type": "integer", "minimum": 0, "nullable": True,
+                       "description": "From starting the TCP connection to the camera's first RTSP answer."},
+        "video": {
+            "type": "object", "nullable": True,
+            "description": "The stream's video, from its SDP; null when there is none or it is not known yet.",
+            "properties": {
+                "codec": {"type": "string", "description": "e.g. `H.264`, `H.265`, `MJPEG`"},
+                "width": {"type": "integer", "minimum": 1, "nullable": True},
+                "height": {"type": "integer", "minimum": 1, "nullable": True},
+                "fps": {"type": "number", "minimum": 0, "nullable": True},
+            },
+            "required": ["codec", "width", "height", "fps"],
+        },
+        "audio": {
+            "type": "object", "nullable": True,
+            "properties": {"codec": {"type": "string", "description": "e.g. `AAC`, `G.711 µ-law`"}},
+            "required": ["codec"],
+        },
+    },
+    "required": ["state", "reason", "checked_at", "latency_ms", "video", "audio"],
 }
 
 
@@ -123,7 +162,18 @@ class TunnelField(serializers.Field):
 
     def to_representation(self, camera: Camera):
         status = camera.status
-        return status.as_dict() if status else None
+        return status.as_dict(camera.rtsp_path) if status else None
+
+
+@extend_schema_field(HEALTH_SCHEMA)
+class HealthField(serializers.Field):
+    """The camera's own health (a camgate extension); never null."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, camera: Camera):
+        return camera_health(camera)
 
 
 class CameraSerializer(serializers.ModelSerializer):
@@ -139,11 +189,17 @@ class CameraSerializer(serializers.ModelSerializer):
     serial = TextField(required=False, allow_null=True, allow_blank=True, max_length=255)
     mac = TextField(required=False, allow_null=True, allow_blank=True, max_length=255)
     rtsp_only = LenientBooleanField(required=False)
+    rtsp_path = TextField(
+        required=False, allow_blank=True, max_length=MAX_PATH_LENGTH,
+        help_text="camgate: the stream's path (and query) on the camera's RTSP port, e.g. "
+        "`/Streaming/Channels/101`; empty means `/`. No spaces, control characters or credentials.",
+    )
     username = TextField(required=False, allow_blank=True, max_length=255)
     password = TextField(
         required=False, allow_blank=True, max_length=255, write_only=True, trim_whitespace=False
     )
     tunnel = TunnelField()
+    health = HealthField()
 
     class Meta:
         model = Camera
@@ -159,9 +215,11 @@ class CameraSerializer(serializers.ModelSerializer):
             "serial",
             "mac",
             "rtsp_only",
+            "rtsp_path",
             "username",
             "password",
             "tunnel",
+            "health",
         ]
         read_only_fields = ["camera_id"]
 
@@ -193,6 +251,12 @@ class CameraSerializer(serializers.ModelSerializer):
         if problem:
             raise serializers.ValidationError(problem)
         return validation.normalise_ip(value)
+
+    def validate_rtsp_path(self, value: str) -> str:
+        problem = validation.rtsp_path_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def validate_access_token(self, value: str) -> str:
         problem = validation.access_token_problem(value, self.instance.pk if self.instance else None)

@@ -183,7 +183,7 @@ def _throttled(remaining) -> Response:
 class CameraListView(APIView):
     @extend_schema(responses={200: CameraSerializer(many=True), 401: UNAUTHORIZED})
     def get(self, request):
-        cameras = Camera.objects.select_related("tunnel_status")
+        cameras = Camera.objects.select_related("tunnel_status", "health_report")
         return Response(CameraSerializer(cameras, many=True).data)
 
 

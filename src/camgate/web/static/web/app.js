@@ -73,8 +73,8 @@
     return nodes;
   }
 
-  function endpointNodes(endpoints) {
-    if (!endpoints || !endpoints.length) return [muted("None yet")];
+  function endpointNodes(endpoints, none) {
+    if (!endpoints || !endpoints.length) return [muted(none || "None yet")];
     var list = el("ul", "endpoints");
     endpoints.forEach(function (endpoint) {
       var item = el("li");
@@ -101,7 +101,59 @@
     return [list];
   }
 
-  function flag(on) { return [el("span", on ? "flag flag-on" : "flag", on ? "Yes" : "No")]; }
+  function healthNodes(health) {
+    var badge = el("span", "badge health-" + health.state, health.label);
+    if (health.checked_at) badge.title = "Checked " + health.checked_at;
+    var nodes = [badge];
+    if (health.reason) nodes.push(el("span", "reason", health.reason));
+    if (health.stream) nodes.push(el("span", "stream", health.stream));
+    return nodes;
+  }
+
+  // The picture sits on its placeholder; until it loads, or if it cannot (the camera
+  // gives none, or this gateway serves no snapshots), the placeholder shows.
+  function thumbNodes(camera) {
+    var box = el("div", "thumb");
+    box.appendChild(el("span", "thumb-placeholder", camera.health.placeholder));
+    if (camera.health.snapshot_url) {
+      var img = el("img");
+      img.src = camera.health.snapshot_url;
+      img.alt = "Picture from camera " + camera.camera_id;
+      img.loading = "lazy";
+      img.decoding = "async";
+      img.width = 96;
+      img.height = 54;
+      box.appendChild(img);
+    }
+    return [box];
+  }
+
+  function hideBrokenPicture(img) { img.hidden = true; }
+
+  document.addEventListener("error", function (event) {
+    if (event.target.tagName === "IMG" && event.target.closest(".thumb")) hideBrokenPicture(event.target);
+  }, true);
+  Array.prototype.forEach.call(document.querySelectorAll(".thumb img"), function (img) {
+    if (img.complete && img.naturalWidth === 0) hideBrokenPicture(img);  // failed before this script ran
+  });
+
+  function addressNodes(camera) {
+    var ports = camera.rtsp_only ? "RTSP " + camera.rtsp_port + " only"
+                                 : "HTTP " + camera.http_port + " · RTSP " + camera.rtsp_port;
+    var nodes = [el("code", null, camera.ip), document.createTextNode(" "), el("span", "ports", ports)];
+    if (camera.rtsp_path) nodes.push(document.createTextNode(" "), el("code", "stream-path", camera.rtsp_path));
+    return nodes;
+  }
+
+  function idNodes(camera) {
+    var nodes = [document.createTextNode(camera.camera_id)];
+    if (camera.camid !== null) {
+      var vms = el("span", "vms-id", "VMS " + camera.camid);
+      vms.title = "The VMS's id for this camera";
+      nodes.push(document.createTextNode(" "), vms);
+    }
+    return nodes;
+  }
 
   function spans(pairs) {
     var nodes = [];
@@ -123,19 +175,14 @@
     remove.href = camera.delete_url;
     remove.setAttribute("aria-label", "Delete camera " + camera.camera_id);
     return [
-      ["ID", "num", [document.createTextNode(camera.camera_id)]],
-      ["VMS id", "num", [camera.camid === null ? muted("—") : document.createTextNode(camera.camid)]],
-      ["Address", "address", [
-        el("code", null, camera.ip),
-        document.createTextNode(" "),
-        el("span", "ports", "HTTP " + camera.http_port + " · RTSP " + camera.rtsp_port)
-      ]],
-      ["Active", "", flag(camera.enabled)],
-      ["RTSP only", "", flag(camera.rtsp_only)],
+      ["Picture", "picture", thumbNodes(camera)],
+      ["ID", "num ids", idNodes(camera)],
+      ["Address", "address", addressNodes(camera)],
+      ["Camera", "health", healthNodes(camera.health)],
       ["Tunnel", "tunnel", tunnelNodes(t)],
-      ["Public endpoints", "", endpointNodes(t.endpoints)],
-      ["Connections", "num", [document.createTextNode(t.open_connections)]],
-      ["Traffic", "traffic", spans([["to the cloud", "↑ " + t.to_cloud], ["from the cloud", "↓ " + t.from_cloud]])],
+      ["Public endpoints", "endpoints-cell", endpointNodes(t.endpoints, t.no_endpoints)],
+      ["Traffic", "traffic", spans([["to the cloud", "↑ " + t.to_cloud], ["from the cloud", "↓ " + t.from_cloud]])
+        .concat([document.createTextNode(" "), el("span", "connections", t.connections)])],
       ["Actions", "row-actions", [edit, document.createTextNode(" "), remove]]
     ];
   }
@@ -191,6 +238,7 @@
   function render(state) {
     fill(document.getElementById("gateway-tunnel"), tunnelNodes(state.gateway.tunnel));
     fill(document.getElementById("gateway-endpoints"), endpointNodes(state.gateway.tunnel.endpoints));
+    fill(document.getElementById("camera-summary"), [document.createTextNode(state.gateway.summary)]);
     renderCameras(state.cameras);
   }
 
