@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from camgate.cameras.models import Camera, CameraHealth, TunnelStatus
+from camgate.core import TunnelState
 
 pytestmark = pytest.mark.django_db
 
