@@ -77,19 +77,30 @@ class ScriptedRtspCamera(BackgroundServer):
 
 
 class CountingProxy(BackgroundServer):
+    """A TCP proxy in front of a camera that counts connections, and streaming sessions:
+    connections that asked for PLAY (the health probe's OPTIONS and DESCRIBE take none)."""
+
     def __init__(self, target_port: int) -> None:
         self.opened = 0
         self.closed = 0
+        self.streaming = 0
         self._lock = threading.Lock()
         proxy = self
+
+        def watch(data: bytes, seen: list) -> None:
+            if not seen and (data.startswith(b"PLAY ") or b"\nPLAY " in data):
+                seen.append(True)
+                with proxy._lock:
+                    proxy.streaming += 1
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
                 with proxy._lock:
                     proxy.opened += 1
+                seen: list = []
                 try:
                     with socket.create_connection(("127.0.0.1", target_port)) as upstream:
-                        _pump_both_ways(self.request, upstream)
+                        _pump_both_ways(self.request, upstream, lambda data: watch(data, seen))
                 finally:
                     with proxy._lock:
                         proxy.closed += 1
@@ -97,10 +108,12 @@ class CountingProxy(BackgroundServer):
         self._serve(Handler, _Server)
 
 
-def _pump_both_ways(a: socket.socket, b: socket.socket) -> None:
-    def pump(source, sink):
+def _pump_both_ways(a: socket.socket, b: socket.socket, on_request=None) -> None:
+    def pump(source, sink, watch=None):
         try:
             while data := source.recv(65536):
+                if watch is not None:
+                    watch(data)
                 sink.sendall(data)
         except OSError:
             pass
@@ -113,5 +126,5 @@ def _pump_both_ways(a: socket.socket, b: socket.socket) -> None:
 
     other = threading.Thread(target=pump, args=(b, a), daemon=True)
     other.start()
-    pump(a, b)
+    pump(a, b, on_request)
     other.join()

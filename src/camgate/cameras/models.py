@@ -117,7 +117,7 @@ class TunnelStatus(models.Model):
         """The relay's public endpoints while they can carry traffic (none for a failed
         or stopped tunnel), the rtsp one's URL ending in the camera's stream path, so it
         plays as it is."""
-        if self.state not in (self.State.UP, self.State.CONNECTING) or not isinstance(self.endpoints, list):
+        if self.state not in (TunnelState.UP, TunnelState.CONNECTING) or not isinstance(self.endpoints, list):
             return []
         shown = []
         for endpoint in self.endpoints:
