@@ -37,3 +37,22 @@ def test_arguments_reach_the_handler_and_wrong_ones_are_refused():
         assert raw(b'{"command": "snapshot", "args": [7]}') == {"ok": False, "error": "wrong arguments for snapshot"}
         assert raw(b'{"command": "snapshot", "args": {"camera_id": 1, "x": 2}}')["ok"] is False
     assert calls == [7]
+
+
+def test_the_socket_is_owner_only_and_bad_requests_get_an_answer_not_a_crash():
+    import os
+    import stat
+
+    async def ping():
+        return {"ok": True}
+
+    async def broken():
+        raise RuntimeError("disk full")
+
+    with control_socket(lambda: {"ping": ping, "broken": broken}):
+        assert stat.S_IMODE(os.stat(control.socket_path()).st_mode) == 0o600
+        assert raw(b"not json") == {"ok": False, "error": "expected a JSON object with a command"}
+        assert raw(b"[" * 2000 + b"]" * 2000) == {"ok": False, "error": "expected a JSON object with a command"}
+        assert raw(b'{"command": "nope"}') == {"ok": False, "error": "unknown command 'nope'"}
+        assert raw(b'{"command": "broken"}') == {"ok": False, "error": "broken failed: disk full"}
+        assert raw(b'{"command": "ping"}') == {"ok": True}  # still serving

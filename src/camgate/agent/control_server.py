@@ -45,7 +45,7 @@ async def _dispatch(line: bytes, handlers: dict[str, Handler]) -> dict:
     try:
         request = json.loads(line)
         command = request["command"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return {"ok": False, "error": "expected a JSON object with a command"}
     handler = handlers.get(command) if isinstance(command, str) else None
     if handler is None:

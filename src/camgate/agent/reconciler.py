@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 from dataclasses import replace
+from typing import Callable
 
 from camgate import config
 from camgate.agent import health_store, store
@@ -48,8 +49,12 @@ def _settled(status: ClientStatus) -> bool:
 
 
 class Agent:
-    def __init__(self, settings: UplinkSettings, gateway_uuid: str, probe_settings: ProbeSettings = ProbeSettings()) -> None:
+    def __init__(self, settings: UplinkSettings, gateway_uuid: str, probe_settings: ProbeSettings = ProbeSettings(),
+                 client_factory: Callable[..., TunnelClient] = TunnelClient) -> None:
         self.settings = settings
+        # Makes a tunnel client from (spec, on_status=...): TunnelClient, or a stand-in
+        # in the agent's own tests, which test the agent and not the tunnel.
+        self._client_factory = client_factory
         self.gateway_uuid = gateway_uuid
         self.prober = Prober(probe_settings)
         self.clients: dict[str, TunnelClient] = {}
@@ -128,7 +133,7 @@ class Agent:
     # --- reconciling ----------------------------------------------------------------
 
     def _start_client(self, planned: PlannedTunnel) -> TunnelClient:
-        client = TunnelClient(planned.spec, on_status=lambda _status: self._status_changed.set())
+        client = self._client_factory(planned.spec, on_status=lambda _status: self._status_changed.set())
         self.clients[planned.key] = client
         client.start()
         log.info("tunnel %s: started", planned.key)
