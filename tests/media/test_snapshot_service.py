@@ -144,3 +144,17 @@ async def test_a_capture_that_cannot_run_is_one_answer_for_all(caplog):
     answers = await asyncio.gather(*(snapshots.handle(1) for _ in range(3)))
     assert {a["error"] for a in answers} == {"error: the capture could not run"}
     assert snapshots.captures_started == 1
+
+
+def test_a_network_error_from_ffmpeg_is_unreachable_and_carries_no_url():
+    import errno
+
+    import av
+
+    from camgate.media.camera_source import SnapshotSource
+    from camgate.media.grab import _open_failure
+
+    source = SnapshotSource.__new__(SnapshotSource)
+    error = av.error.OSError(errno.EHOSTUNREACH, "No route to host", "rtsp://admin:secret@10.0.0.9/")
+    failure = _open_failure(error, source, timed_out=False, timeout=10)
+    assert str(failure) == "unreachable: No route to host"

@@ -9,11 +9,11 @@ import pytest
 from camgate.uplink.connection import LocalProtocolError, Role, TunnelConnection
 from camgate.uplink.flow import Channel, FlowLimits
 from camgate.uplink import events as ev
+from camgate.uplink.client_ids import TableFull
 from camgate.uplink.protocol import (
     Forward,
     Hello,
     PublicEndpoint,
-    TableFull,
     build_extension,
     decode_frame,
     encode_close,

@@ -4,21 +4,20 @@ import json
 
 import pytest
 
+from camgate.uplink.client_ids import ConnectionTable, TableFull
+from camgate.uplink.liveness import Liveness
 from camgate.uplink.protocol import (
     LIMITS,
     CloseFrame,
-    ConnectionTable,
     DataFrame,
     Extension,
     Forward,
     Hello,
-    Liveness,
     MalformedExtension,
     MalformedFrame,
     OpenFrame,
     ProtocolError,
     PublicEndpoint,
-    TableFull,
     build_extension,
     build_hello,
     decode_frame,

@@ -7,7 +7,8 @@ from rest_framework.authtoken.models import Token
 
 from camgate import config
 from camgate.agent.control import AgentUnavailable
-from camgate.cameras.models import GATEWAY_STATUS_KEY, Camera, CameraHealth, TunnelStatus
+from camgate.cameras.models import Camera, CameraHealth, TunnelStatus
+from camgate.core import GATEWAY_STATUS_KEY
 from tests.conftest import make_token
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from camgate.probe.result import HealthState
 from camgate.probe.rtsp_url import MAX_PATH_LENGTH, stream_url
 from camgate.uplink.tokens import try_decode_camid
 
-from camgate.core import GATEWAY_STATUS_KEY, TunnelState  # noqa: F401 (GATEWAY_STATUS_KEY: re-exported)
+from camgate.core import TunnelState
 
 
 class Camera(models.Model):

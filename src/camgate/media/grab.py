@@ -26,11 +26,15 @@ import av
 
 from camgate.media.camera_source import SnapshotSource
 from camgate.media.snapshots import EXIT_NO_FRAME
+
 MEMORY_LIMIT = 1024 * 1024 * 1024  # address space; a 4K frame needs a few tens of MiB
 MAX_JPEG_BYTES = 32 * 1024 * 1024
 # FFmpeg reads a few seconds of stream to guess parameters by default; the decoder finds
 # them in the keyframe anyway, so skip it (it cost 1.4 s per capture on a test camera).
 OPEN_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32"}
+# Errors that say the camera cannot be reached, as against one that answered wrongly.
+NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ETIMEDOUT,
+                            errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
 
 
 class NoFrame(Exception):

@@ -33,9 +33,10 @@ from .events import (
     StoppedWaiting,
 )
 from .flow import Channel, FlowLimits
+from .client_ids import ConnectionTable, TableFull
 from .protocol import (
-    FLOW_VERSION, LIMITS, CloseFrame, ConnectionTable, DataFrame, Hello, MalformedExtension, MalformedFrame,
-    ProtocolError, PublicEndpoint, TableFull, build_extension, decode_frame, encode_close, encode_data, encode_open,
+    FLOW_VERSION, LIMITS, CloseFrame, DataFrame, Hello, MalformedExtension, MalformedFrame,
+    ProtocolError, PublicEndpoint, build_extension, decode_frame, encode_close, encode_data, encode_open,
     parse_extension, split_payload,
 )
 
@@ -201,7 +202,7 @@ class TunnelConnection:
     def open_viewer(self, index: int, socket: Any = None) -> tuple[Channel, Sequence[Event]]:
         """(relay) A viewer connected to forward ``index``: its channel, and the O to send.
 
-        Raises :class:`~.protocol.TableFull` when the tunnel has all the connections it
+        Raises :class:`~.client_ids.TableFull` when the tunnel has all the connections it
         may have; the caller refuses the viewer.
         """
         if self.role is not Role.RELAY:

@@ -1,8 +1,8 @@
 """The uplink tunnel protocol with no I/O in it (uplink protocol, section 4).
 
 Everything here is a pure function or a small class driven by its caller: the forward
-spec, the hello, the O/D/C frames, camgate's extension TEXT messages, the per-tunnel
-table of client ids and the liveness clock. The relay and the tunnel client share it, so both ends agree on the wire format
+spec, the hello, the O/D/C frames, camgate's extension TEXT messages (the per-tunnel table of client ids is in
+client_ids.py, the liveness clock in liveness.py). The relay and the tunnel client share it, so both ends agree on the wire format
 by construction, and it can be tested exhaustively without sockets (the style of h11
 and wsproto).
 """
@@ -13,9 +13,8 @@ import ipaddress
 import json
 import reprlib
 import struct
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Any, Iterator
 
 from camgate import __version__ as _camgate_version
 
@@ -370,27 +369,27 @@ class CloseFrame:
 Frame = OpenFrame | DataFrame | CloseFrame
 
 
-def _check_id(client_id: int) -> None:
+def check_client_id(client_id: int) -> None:
     if not 0 <= client_id <= MAX_CLIENT_ID:
         raise ValueError(f"client_id {client_id} is not in 0..{MAX_CLIENT_ID}")
 
 
 def encode_open(client_id: int, index: int) -> bytes:
-    _check_id(client_id)
+    check_client_id(client_id)
     if not 0 <= index <= 255:
         raise ValueError(f"forward index {index} is not in 0..255")
     return _OPEN.pack(b"O", client_id, index)
 
 
 def encode_data(client_id: int, payload: bytes) -> bytes:
-    _check_id(client_id)
+    check_client_id(client_id)
     if not payload:
         raise ValueError("a D frame carries at least one byte")
     return _HEAD.pack(b"D", client_id) + payload
 
 
 def encode_close(client_id: int) -> bytes:
-    _check_id(client_id)
+    check_client_id(client_id)
     return _HEAD.pack(b"C", client_id)
 
 
@@ -425,135 +424,3 @@ def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[byt
     view = memoryview(data)
     for start in range(0, len(view), max_payload):
         yield _HEAD.pack(b"D", client_id) + view[start : start + max_payload]
-
-
-# --- the per-tunnel table of client ids ---------------------------------------
-
-
-T = TypeVar("T")
-
-
-class TableFull(ProtocolError):
-    pass
-
-
-class ConnectionTable(Generic[T]):
-    """The live client ids of one tunnel, shared by relay and client.
-
-    A closed id is simply absent. Both ``close_*`` methods remove the id and return its
-    value only the first time, so a caller that sends C only when it gets a value back
-    sends C at most once per id, however the two ends race to close.
-    """
-
-    def __init__(self, capacity: int = LIMITS.max_connections, remember_closed: int = 1024) -> None:
-        if not 1 <= capacity <= MAX_CLIENT_ID + 1:
-            raise ValueError("capacity must be in 1..65536")
-        self.capacity = capacity
-        self._entries: dict[int, T] = {}
-        # Frames for an id just closed are normal (they crossed our C on the wire);
-        # remembering recent ids lets the caller log those quietly.
-        self._recently_closed: deque[int] = deque(maxlen=remember_closed)
-        self._next_id = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, client_id: int) -> bool:
-        return client_id in self._entries
-
-    def values(self) -> list[T]:
-        return list(self._entries.values())
-
-    def items(self) -> list[tuple[int, T]]:
-        return list(self._entries.items())
-
-    def allocate(self, value: T) -> int:
-        """Relay side: give ``value`` a free id. Raises :class:`TableFull`."""
-        if len(self._entries) >= self.capacity:
-            raise TableFull(f"{self.capacity} connections already open")
-        # Hand ids out round-robin rather than lowest-free: a C for a closed id may still
-        # be on its way from the peer, and it must not hit a new viewer that got the
-        # same id a moment later.
-        client_id = self._next_id
-        while client_id in self._entries:
-            client_id = (client_id + 1) & MAX_CLIENT_ID
-        self._next_id = (client_id + 1) & MAX_CLIENT_ID
-        self._entries[client_id] = value
-        return client_id
-
-    def register(self, client_id: int, value: T) -> T | None:
-        """Client side, on O: track ``client_id``.
-
-        Returns the value it displaced, if the relay reused an id we still think is
-        live; the relay is authoritative about its viewers' ids, so the caller closes
-        the displaced leg without sending C (the relay already considers it closed).
-        Raises :class:`TableFull` when the id is new and the table is full.
-        """
-        _check_id(client_id)
-        displaced = self._entries.pop(client_id, None)
-        if displaced is None and len(self._entries) >= self.capacity:
-            raise TableFull(f"{self.capacity} connections already open")
-        self._entries[client_id] = value
-        return displaced
-
-    def get(self, client_id: int) -> T | None:
-        return self._entries.get(client_id)
-
-    def close_local(self, client_id: int) -> T | None:
-        """Our end closed: a value back means "send C now"; None means don't."""
-        return self._remove(client_id)
-
-    def close_remote(self, client_id: int) -> T | None:
-        """The peer sent C: a value back means "close our end" (never answer with C)."""
-        return self._remove(client_id)
-
-    def _remove(self, client_id: int) -> T | None:
-        value = self._entries.pop(client_id, None)
-        if value is None:
-            return None
-        self._recently_closed.append(client_id)
-        return value
-
-    def why_unknown(self, client_id: int) -> str:
-        """Why a frame for an id not in the table is being ignored, for the log."""
-        if client_id in self._recently_closed:
-            return f"id {client_id} was closed recently (frame crossed a C)"
-        return f"id {client_id} is not open"
-
-    def was_recently_closed(self, client_id: int) -> bool:
-        return client_id in self._recently_closed
-
-
-# --- liveness ----------------------------------------------------------------
-
-
-class Liveness:
-    """When to ping a silent peer and when to declare it dead, by a clock you pass in."""
-
-    PING = "ping"
-    DEAD = "dead"
-
-    def __init__(
-        self, now: float, ping_after: float = PING_AFTER_SECONDS, dead_after: float = DEAD_AFTER_SECONDS
-    ) -> None:
-        if not 0 < ping_after < dead_after:
-            raise ValueError("need 0 < ping_after < dead_after")
-        self.ping_after = ping_after
-        self.dead_after = dead_after
-        self._last_heard = now
-        self._pinged = False
-
-    def heard(self, now: float) -> None:
-        """Anything arrived from the peer (a frame, a ping or a pong)."""
-        self._last_heard = now
-        self._pinged = False
-
-    def poll(self, now: float) -> str | None:
-        """``"ping"`` once per silent spell, ``"dead"`` after ``dead_after``, else None."""
-        silent = now - self._last_heard
-        if silent >= self.dead_after:
-            return self.DEAD
-        if silent >= self.ping_after and not self._pinged:
-            self._pinged = True
-            return self.PING
-        return None

@@ -25,7 +25,9 @@ from . import events as ev
 from .connection import TunnelConnection
 from .flow import Channel
 from .heap import steady_heap
-from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, Liveness, PublicEndpoint, TableFull
+from .client_ids import TableFull
+from .liveness import Liveness
+from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, PublicEndpoint
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from camgate.cameras import services, validation
-from camgate.cameras.models import Camera, TunnelStatus, camera_health
+from camgate.cameras.models import Camera, camera_health
 from camgate.core import TunnelState
 from camgate.probe.result import HealthState
 from camgate.probe.rtsp_url import MAX_PATH_LENGTH
