@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     relay.add_argument("--node-ttl", type=float, default=15.0,
                        help="a node whose heartbeat is older than this many seconds is taken for dead (default 15)")
     relay.add_argument("--open-enrollment", action="store_true",
-                       help="give a token to any device that asks; only for a relay on loopback")
+                       help="give a token to any device that asks with the secret in CAMGATE_ENROLLMENT_SECRET "
+                       "(camgate run's relay)")
     return parser
 
 
@@ -96,6 +97,7 @@ def _port_range(text: str) -> tuple[int, int]:
 
 def run_relay_command(args: argparse.Namespace) -> int:
     from camgate import config
+    from camgate.uplink.enrollment import ENROLLMENT_SECRET_ENV
     from camgate.uplink.relay import RelayConfig, run_relay
 
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -105,6 +107,9 @@ def run_relay_command(args: argparse.Namespace) -> int:
         raise SystemExit("--store must be a postgresql://... URL")
     if not 0 < args.heartbeat < args.node_ttl:
         raise SystemExit("--heartbeat must be positive and shorter than --node-ttl")
+    enrollment_secret = config.env_str(ENROLLMENT_SECRET_ENV)
+    if args.open_enrollment and not enrollment_secret:
+        raise SystemExit(f"--open-enrollment needs {ENROLLMENT_SECRET_ENV}: only devices showing it are enrolled")
     admin_token = config.env_str("CAMGATE_RELAY_ADMIN_TOKEN")
     if not admin_token:
         log.warning("CAMGATE_RELAY_ADMIN_TOKEN is not set: the relay's admin API is disabled")
@@ -123,6 +128,7 @@ def run_relay_command(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         open_enrollment=args.open_enrollment,
+        enrollment_secret=enrollment_secret,
         metrics_allow=tuple(config.env_list("CAMGATE_RELAY_METRICS_ALLOW", "127.0.0.1,::1")),
     ))
     return 0

@@ -147,7 +147,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAMGATE_SSH_PORT", "22", "SSH port the gateway tunnel forwards (0: none)."),
     Setting("CAMGATE_PROBE_INTERVAL", str(DEFAULT_PROBE_INTERVAL_S), "Seconds between two health probes of a camera."),
     Setting("CAMGATE_PROBE_NETWORKS", "", "Comma-separated networks (CIDR) health probes may connect to; empty: any."),
-    Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay that camgate run starts."),
+    Setting("CAMGATE_EMBEDDED_RELAY_PORT", "8800", "Port of the loopback relay that camgate run starts; unset: its --port + 800 (8800 for 8000)."),
     Setting("CAMGATE_RELAY_PORT_RANGE", port_range_text(), "Public ports the embedded relay gives forwards."),
     Setting("CAMGATE_RELAY_ADMIN_TOKEN", "generated into the data dir", "Bearer token of the relay's admin API.", secret=True),
     Setting("CAMGATE_SNAPSHOT_MIN_INTERVAL", "10", "Seconds between two snapshot captures of one camera."),

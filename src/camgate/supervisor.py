@@ -21,6 +21,8 @@ from camgate import config
 from camgate.core import port_range_text
 from camgate.agent.single import AgentAlreadyRunning, hold_agent_lock
 from camgate.datadir import write_private_file
+from camgate.run_ports import PlannedPort, embedded_relay_port, port_problem
+from camgate.uplink.enrollment import ENROLLMENT_SECRET_ENV, ENROLLMENT_SECRET_FILE
 
 log = logging.getLogger("camgate.supervisor")
 
@@ -89,6 +91,26 @@ def _embedded_relay_admin_token() -> str:
     return path.read_text().strip()
 
 
+def _embedded_relay_enrollment_secret() -> str:
+    """Made once into the data directory: only this instance's agent enrolls in its relay."""
+    path = config.data_dir() / ENROLLMENT_SECRET_FILE
+    write_private_file(path, secrets.token_hex(20))
+    return path.read_text().strip()
+
+
+def _relay_port(port: int) -> int:
+    return embedded_relay_port(port, config.env_int("CAMGATE_EMBEDDED_RELAY_PORT", 0))
+
+
+def planned_ports(host: str, port: int, tunnel_port: int) -> list[PlannedPort]:
+    ports = [PlannedPort(host, port, "the web server (--port)")]
+    if tunnel_port:
+        ports.append(PlannedPort(host, tunnel_port, "the web server's tunnel port (--tunnel-port)"))
+    if not config.env_str("CAMGATE_UPLINK_HOST"):
+        ports.append(PlannedPort("127.0.0.1", _relay_port(port), "the embedded relay (CAMGATE_EMBEDDED_RELAY_PORT)"))
+    return ports
+
+
 def planned_children(host: str, port: int, tunnel_port: int) -> list[Child]:
     camgate = [sys.executable, "-m", "camgate.cli"]
     web = Child("web", [*camgate, "web", "--host", host, "--port", str(port), "--tunnel-port", str(tunnel_port), "--no-prepare"])
@@ -100,16 +122,18 @@ def planned_children(host: str, port: int, tunnel_port: int) -> list[Child]:
     if config.env_str("CAMGATE_UPLINK_HOST"):
         return [web, agent]
     # No cloud configured: a relay on loopback, so camera -> gateway -> relay -> viewer
-    # works on this machine alone. It enrolls whoever asks, which is safe only because
-    # nothing but this machine can reach it.
-    relay_port = config.env_int("CAMGATE_EMBEDDED_RELAY_PORT", 8800)
+    # works on this machine alone. It enrolls the devices of whoever shows the secret in
+    # this data directory: this instance's agent, not another instance's on the machine.
+    relay_port = _relay_port(port)
     relay_address = f"127.0.0.1:{relay_port}"
+    enrollment = {ENROLLMENT_SECRET_ENV: _embedded_relay_enrollment_secret()}
     relay = Child(
         "relay",
         [*camgate, "relay", "--host", "127.0.0.1", "--port", str(relay_port), "--open-enrollment", "--port-range", config.env_str("CAMGATE_RELAY_PORT_RANGE") or port_range_text()],
-        {"CAMGATE_RELAY_ADMIN_TOKEN": _embedded_relay_admin_token()},
+        {"CAMGATE_RELAY_ADMIN_TOKEN": _embedded_relay_admin_token(), **enrollment},
     )
     agent.env.update({
+        **enrollment,
         "CAMGATE_UPLINK_HOST": relay_address,
         "CAMGATE_UPLINK_TLS": "false",
         "CAMGATE_PROVISIONING_URL": f"http://{relay_address}",
@@ -124,6 +148,10 @@ def run_all(host: str, port: int, tunnel_port: int) -> int:
         os.close(hold_agent_lock(config.data_dir()))
     except AgentAlreadyRunning as error:
         log.error("camgate run: %s; stop it first", error)
+        return 1
+    problem = port_problem(planned_ports(host, port, tunnel_port))
+    if problem:
+        log.error("camgate run: %s", problem)
         return 1
     children = planned_children(host, port, tunnel_port)
     stopping = False

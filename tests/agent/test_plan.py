@@ -80,3 +80,14 @@ def test_uplink_settings_read_from_and_shown_as_the_environment(monkeypatch):
     for variable, value in shown.items():
         monkeypatch.setenv(variable, value)
     assert UplinkSettings.from_environment() == settings
+
+
+def test_the_enrollment_secret_goes_only_to_the_embedded_relay_and_is_never_shown(monkeypatch):
+    monkeypatch.setenv("CAMGATE_ENROLLMENT_SECRET", "s3cret-of-this-instance")
+    settings = replace(UplinkSettings.from_environment(), embedded_relay=True)
+    planned = plan_camera(replace(CAMERA, access_token=""), settings, UUID)
+    assert planned.spec.enrollment_secret == "s3cret-of-this-instance"
+    assert "s3cret" not in repr(planned.spec) and "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings.as_environment())
+    cloud = plan_camera(CAMERA, replace(settings, embedded_relay=False), UUID)
+    assert cloud.spec.enrollment_secret == ""

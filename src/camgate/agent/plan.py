@@ -7,11 +7,12 @@ drop its viewers, while editing its ip does restart it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from camgate import config
 from camgate.core import GATEWAY_STATUS_KEY
 from camgate.uplink.client import DEFAULT_PROVISIONING_URL, TunnelSpec
+from camgate.uplink.enrollment import ENROLLMENT_SECRET_ENV
 from camgate.uplink.protocol import Forward, ProtocolError
 
 
@@ -33,6 +34,9 @@ class UplinkSettings:
     # The relay is camgate's own on loopback (`camgate run` with no cloud set): a camera
     # with neither token nor serial + MAC enrolls under a name made from its local id.
     embedded_relay: bool = False
+    # Shown to the embedded relay so it enrolls this instance's devices (enrollment.py);
+    # not one of ENVIRONMENT_NAMES, so the settings page never shows it.
+    enrollment_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_environment(cls) -> "UplinkSettings":
@@ -45,7 +49,7 @@ class UplinkSettings:
                 values[name] = config.env_int(variable, default)
             else:
                 values[name] = config.env_str(variable) or default
-        return cls(**values)
+        return cls(**values, enrollment_secret=config.env_str(ENROLLMENT_SECRET_ENV))
 
     def as_environment(self) -> dict[str, str]:
         """These settings under their environment variables' names, as the settings page
@@ -106,6 +110,8 @@ def _common(settings: UplinkSettings) -> dict:
         "verify": settings.verify,
         "cafile": settings.cafile,
         "provisioning_url": settings.provisioning_url,
+        # Only ever to camgate's own relay on loopback, never to a cloud.
+        "enrollment_secret": settings.enrollment_secret if settings.embedded_relay else "",
     }
 
 

@@ -23,6 +23,7 @@ import aiohttp
 from camgate.core import TunnelState
 
 from .connection import Role, TunnelConnection
+from .enrollment import enrollment_headers
 from .flow import FlowLimits
 from .protocol import (
     AGENT_VERSION,
@@ -59,6 +60,7 @@ class TunnelSpec:
     verify: bool = True
     cafile: str | None = None  # extra CA to trust (a self-hosted relay's own CA)
     provisioning_url: str = DEFAULT_PROVISIONING_URL
+    enrollment_secret: str = field(default="", repr=False)  # the embedded relay's (enrollment.py)
     websocket_buffer_size: int = LIMITS.reference_payload
     agent_version: str = AGENT_VERSION
 
@@ -295,7 +297,7 @@ class TunnelClient:
 
         body = await self._get_json(
             http, url, "provisioning service", check, url.startswith("https:"),
-            params={"serial_id": self.spec.serial.upper()}, headers={"Authorization": self.spec.password.upper()},
+            params={"serial_id": self.spec.serial.upper()}, headers=self._headers(self.spec.password.upper()),
         )
         raw = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(raw, str) or not raw:
@@ -331,7 +333,7 @@ class TunnelClient:
             if status != 200:
                 raise _Retry(f"relay error: HTTP {status} from ws-endpoint")
 
-        body = await self._get_json(http, url, "relay", check, self.spec.tls, headers={"Authorization": token.raw})
+        body = await self._get_json(http, url, "relay", check, self.spec.tls, headers=self._headers(token.raw))
         domain = body.get("domain") if isinstance(body, dict) else None
         path = body.get("path") if isinstance(body, dict) else None
         if not isinstance(domain, str) or not domain or not isinstance(path, str):
@@ -346,7 +348,7 @@ class TunnelClient:
             ws = await http.ws_connect(
                 url,
                 protocols=(SUBPROTOCOL,),
-                headers={"Authorization": token.raw},
+                headers=self._headers(token.raw),
                 autoping=False,  # the session answers pings itself, to see pongs
                 max_msg_size=_MAX_MESSAGE,
                 ssl=self._ssl(self.spec.tls),
@@ -400,6 +402,9 @@ class TunnelClient:
         # A provisioned token may be replaced at the provisioning service: ask again,
         # slowly. A configured one cannot change by itself: stop.
         return _Fatal("invalid token", slow=not self.spec.token)
+
+    def _headers(self, authorization: str) -> dict[str, str]:
+        return {"Authorization": authorization, **enrollment_headers(self.spec.enrollment_secret)}
 
     @property
     def _default_port(self) -> int:

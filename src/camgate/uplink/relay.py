@@ -35,6 +35,7 @@ from camgate.process_limits import raise_open_files_limit
 from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
 from .connection import Role, TunnelConnection
+from .enrollment import ENROLLMENT_HEADER, presents_secret
 from .protocol import SUBPROTOCOL, Forward, ProtocolError, PublicEndpoint
 from .relay_admin import RelayAdminApi
 from .relay_config import RelayConfig, _host_port
@@ -224,9 +225,15 @@ class RelayServer:
         if not token:
             return None
         device = await self.store.device_for_token(token)
-        if device is None and self.config.open_enrollment:
+        if device is None and self._may_enroll(request):
             device = await self._enroll_token(token)
         return device
+
+    def _may_enroll(self, request: web.Request) -> bool:
+        if not self.config.open_enrollment:
+            return False
+        secret = self.config.enrollment_secret
+        return not secret or presents_secret(secret, header(request, ENROLLMENT_HEADER))
 
     async def _enroll_token(self, token: str) -> Device | None:
         try:
@@ -264,7 +271,7 @@ class RelayServer:
             return response
         password = header(request, "Authorization").strip()
         device = await self.store.device_for_serial(serial, password) if password else None
-        if device is None and password and self.config.open_enrollment:
+        if device is None and password and self._may_enroll(request):
             device = await self._enroll_serial(serial, password)
         if device is None:
             await self.store.record_failure(address)

@@ -43,6 +43,9 @@ class RelayConfig:
     # well-formed token for an unknown camid is taken as that device's. Only for a relay
     # nothing but its own machine can reach (`camgate run`'s embedded relay).
     open_enrollment: bool = False
+    # With open_enrollment: enroll only requests that carry this secret (enrollment.py);
+    # empty: whoever asks (tests).
+    enrollment_secret: str = field(default="", repr=False)
     limits: FlowLimits = field(default_factory=FlowLimits)
     liveness: LivenessTimes = field(default_factory=LivenessTimes)
     # Header, idle and body timeouts and caps for connections that carry no tunnel yet.
