@@ -31,7 +31,8 @@ async def start_uplink(tmp_path: Path, *args: str, **env: str) -> asyncio.subpro
 async def public_ports(relay, camid: int) -> dict[str, int]:
     """The relay's answer for the device: forward name -> public port ({} without a tunnel)."""
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{relay.url}/api/device/{camid}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as r:
+        async with http.get(f"{relay.url}/api/device/{camid}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                            ssl=False) as r:
             if r.status != 200:
                 return {}
             return {f["name"]: f["proxy_port"] for f in (await r.json())["forwards"]}
@@ -88,6 +89,34 @@ async def test_token_from_the_environment_tunnels_an_rtsp_camera_for_ffprobe(tmp
         await asyncio.to_thread(rtsp.stop)
     assert code == 0, err
     assert device.access_token not in err
+
+
+async def wait_for_line(process: asyncio.subprocess.Process, text: str, timeout: float = 15) -> str:
+    async with asyncio.timeout(timeout):
+        while line := (await process.stderr.readline()).decode():
+            if text in line:
+                return line
+    raise AssertionError(f"camgate uplink exited without saying {text!r}")
+
+
+async def test_insecure_is_tls_without_checking_the_certificate(tmp_path, make_relay, camera, certificate):
+    cert, key = certificate
+    relay = await make_relay(tls_cert=cert, tls_key=key)
+    device, _ = await relay.issue_device(6004)
+    cam = await camera()
+    forward = f"cam:tcp:127.0.0.1:{cam.port}"
+    checking = await start_uplink(tmp_path, "-f", forward, CAMGATE_UPLINK_TOKEN=device.access_token)
+    try:
+        await wait_for_line(checking, "TLS certificate not trusted")
+    finally:
+        await stop(checking)
+    insecure = await start_uplink(tmp_path, "--insecure", "-f", forward, CAMGATE_UPLINK_TOKEN=device.access_token)
+    try:
+        ports = await wait_for_ports(relay, 6004, insecure)
+        await echo_through(ports["cam"])
+    finally:
+        code, err = await stop(insecure)
+    assert code == 0, err
 
 
 async def test_serial_provisions_from_the_relay_named_by_the_environment(tmp_path, relay, camera):
