@@ -91,6 +91,17 @@ async def test_token_from_the_environment_tunnels_an_rtsp_camera_for_ffprobe(tmp
     assert device.access_token not in err
 
 
+async def echo_then_stop(relay, camid: int, process: asyncio.subprocess.Process) -> str:
+    """Echo through the forward named ``cam``, then SIGTERM: it exits 0; its stderr."""
+    try:
+        ports = await wait_for_ports(relay, camid, process)
+        await echo_through(ports["cam"])
+    finally:
+        code, err = await stop(process)
+    assert code == 0, err
+    return err
+
+
 async def wait_for_line(process: asyncio.subprocess.Process, text: str, timeout: float = 15) -> str:
     async with asyncio.timeout(timeout):
         while line := (await process.stderr.readline()).decode():
@@ -111,12 +122,7 @@ async def test_insecure_is_tls_without_checking_the_certificate(tmp_path, make_r
     finally:
         await stop(checking)
     insecure = await start_uplink(tmp_path, "--insecure", "-f", forward, CAMGATE_UPLINK_TOKEN=device.access_token)
-    try:
-        ports = await wait_for_ports(relay, 6004, insecure)
-        await echo_through(ports["cam"])
-    finally:
-        code, err = await stop(insecure)
-    assert code == 0, err
+    await echo_then_stop(relay, 6004, insecure)
 
 
 async def test_serial_provisions_from_the_relay_named_by_the_environment(tmp_path, relay, camera):
@@ -124,12 +130,7 @@ async def test_serial_provisions_from_the_relay_named_by_the_environment(tmp_pat
     cam = await camera()
     process = await start_uplink(tmp_path, "--http", "--serial", "box-7", "-f", f"cam:tcp:127.0.0.1:{cam.port}",
                                  CAMGATE_PROVISIONING_URL=relay.uplink, CAMGATE_UPLINK_PASSWORD="aa:bb:cc:dd:ee:ff")
-    try:
-        ports = await wait_for_ports(relay, 6003, process)
-        await echo_through(ports["cam"])
-    finally:
-        code, err = await stop(process)
-    assert code == 0, err
+    err = await echo_then_stop(relay, 6003, process)
     assert "aa:bb:cc:dd:ee:ff" not in err.lower()
 
 
