@@ -5,6 +5,8 @@
     camgate agent                         the tunnel agent alone
     camgate relay [--host H] [--port P] [--public-host NAME] [--tls-cert F --tls-key F]
                   [--store postgresql://... --node NAME --uplink-host NAME]   several nodes, one fleet
+    camgate uplink (--token T | --serial S) [--http] [--insecure] -f NAME:PROTO:HOST:PORT ...
+                                          one device's tunnel (vxg-proxy-client's arguments)
     camgate <django management command>   e.g. `camgate migrate`, `camgate createsuperuser`
 """
 
@@ -16,6 +18,7 @@ import os
 import sys
 
 from camgate.core import port_range_text
+from camgate.uplink.cli import add_parser as add_uplink_parser
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "camgate.settings")
 
@@ -81,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     relay.add_argument("--open-enrollment", action="store_true",
                        help="give a token to any device that asks with the secret in CAMGATE_ENROLLMENT_SECRET "
                        "(camgate run's relay)")
+    add_uplink_parser(commands)
     return parser
 
 
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    known = {"run", "web", "agent", "relay", "-h", "--help"}
+    known = {"run", "web", "agent", "relay", "uplink", "-h", "--help"}
     if argv and argv[0] not in known:
         from django.core.management import execute_from_command_line
 
@@ -175,6 +179,10 @@ def _main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "relay":
         return run_relay_command(args)
+    if args.command == "uplink":
+        from camgate.uplink.cli import run_uplink_command
+
+        return run_uplink_command(args)
     if args.command == "run":
         from camgate.supervisor import run_all
 
