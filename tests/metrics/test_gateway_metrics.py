@@ -60,6 +60,23 @@ def test_tunnel_series_per_camera_labelled_by_local_id_and_camid(cameras):
     assert result.families["camgate_camera_tunnel_bytes"].type == "counter"
 
 
+def test_health_series_per_camera_from_the_agents_last_probe(cameras):
+    from camgate.cameras.models import CameraHealth
+
+    up, unseen = cameras
+    CameraHealth.objects.create(camera=up, state="auth_failed", reason="401", checked_at="2026-03-04T05:06:07Z",
+                                latency_ms=250)
+    result = scrape()
+    first, second = str(up.camera_id), str(unseen.camera_id)
+    assert result.value("camgate_camera_health_state", camera_id=first, camid="4242", state="auth_failed") == 1
+    assert sum(s.value for s in result.samples
+               if s.name == "camgate_camera_health_state" and s.labels["camera_id"] == first) == 1
+    assert result.value("camgate_camera_probe_latency_seconds", camera_id=first) == 0.25
+    # Inactive, never probed: unknown, and no latency series.
+    assert result.value("camgate_camera_health_state", camera_id=second, camid="", state="unknown") == 1
+    assert {labels["camera_id"] for labels in result.labels_of("camgate_camera_probe_latency_seconds")} == {first}
+
+
 def test_no_credentials_or_addresses_in_the_output(cameras):
     text = Client().get("/metrics").content.decode()
     for secret in ("s3cret", "admin", make_token(4242), "10.0.0.1", "M2"):

@@ -4,7 +4,7 @@ database (what the agent last reported), reconcile passes from the agent itself.
 Per camera, the labels are the local ``camera_id`` and the VMS's ``camid`` (empty when
 its token carries none); never an address, a token or a credential.
 
-To add per-camera series (e.g. camera health): write a function that takes the cameras
+To add per-camera series: write a function that takes the cameras
 and yields metric families (``state_family`` and ``camera_gauge`` do the work), append
 it to ``CAMERA_FAMILIES``, and name any related table it reads in ``CAMERA_RELATED``.
 """
@@ -17,14 +17,16 @@ from typing import Callable, Iterable, Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from camgate.agent.control import AgentUnavailable, send_command
-from camgate.cameras.models import Camera, TunnelStatus
+from camgate.cameras.models import Camera, TunnelStatus, camera_health
 from camgate.core import GATEWAY_STATUS_KEY, TunnelState
+from camgate.probe.result import HealthState
 
 log = logging.getLogger(__name__)
 
 CAMERA_LABELS = ("camera_id", "camid")
 UNKNOWN = "unknown"  # not reported yet (the agent has not seen the camera)
 TUNNEL_STATES = (*(state.value for state in TunnelState), UNKNOWN)
+HEALTH_STATES = tuple(state.value for state in HealthState)
 AGENT_ANSWER_TIMEOUT_S = 2.0  # a scrape must not hang on a stuck agent
 
 
@@ -80,8 +82,26 @@ def camera_tunnel_families(cameras: list[Camera]) -> Iterator[Metric]:
     yield from tunnel_families("camgate_camera_tunnel", "the camera's tunnel", CAMERA_LABELS, rows)
 
 
-CAMERA_RELATED: list[str] = ["tunnel_status"]
-CAMERA_FAMILIES: list[Callable[[list[Camera]], Iterable[Metric]]] = [enabled_families, camera_tunnel_families]
+def camera_health_families(cameras: list[Camera]) -> Iterator[Metric]:
+    """What the agent's last probe found about each camera itself (not its tunnel)."""
+    healths = [(camera, camera_health(camera)) for camera in cameras]
+    yield state_family(
+        "camgate_camera_health_state", "The camera's own health from its last probe (1 for the current state; "
+        "unknown: not probed yet, or inactive).", CAMERA_LABELS, HEALTH_STATES,
+        ((camera_labels(camera), health["state"]) for camera, health in healths),
+    )
+    latency = GaugeMetricFamily("camgate_camera_probe_latency_seconds",
+                                "How long the camera's last probe took; absent before the first.", labels=CAMERA_LABELS)
+    for camera, health in healths:
+        if health["latency_ms"] is not None:
+            latency.add_metric(camera_labels(camera), health["latency_ms"] / 1000)
+    yield latency
+
+
+CAMERA_RELATED: list[str] = ["tunnel_status", "health_report"]
+CAMERA_FAMILIES: list[Callable[[list[Camera]], Iterable[Metric]]] = [
+    enabled_families, camera_tunnel_families, camera_health_families,
+]
 
 
 def gateway_tunnel_families() -> Iterator[Metric]:
