@@ -30,6 +30,12 @@ def scrape(client: Client | None = None, **extra) -> Scrape:
     return Scrape(response.content.decode())
 
 
+def assert_in_state(result: Scrape, family: str, camera_id: str, camid: str, state: str) -> None:
+    """The camera's series says ``state``, and no other state at the same time."""
+    assert result.value(family, camera_id=camera_id, camid=camid, state=state) == 1
+    assert sum(s.value for s in result.samples if s.name == family and s.labels["camera_id"] == camera_id) == 1
+
+
 @pytest.fixture
 def cameras(db):
     up = Camera.objects.create(ip="10.0.0.1", access_token=make_token(4242), username="admin", password="s3cret")
@@ -44,9 +50,7 @@ def test_tunnel_series_per_camera_labelled_by_local_id_and_camid(cameras):
     up, unseen = cameras
     result = scrape()
     first, second = str(up.camera_id), str(unseen.camera_id)
-    assert result.value("camgate_camera_tunnel_state", camera_id=first, camid="4242", state="up") == 1
-    assert sum(s.value for s in result.samples
-               if s.name == "camgate_camera_tunnel_state" and s.labels["camera_id"] == first) == 1
+    assert_in_state(result, "camgate_camera_tunnel_state", first, "4242", "up")
     assert result.value("camgate_camera_tunnel_open_connections", camera_id=first) == 2
     assert result.value("camgate_camera_tunnel_bytes_total", camera_id=first, direction="to_cloud") == 36142
     assert result.value("camgate_camera_tunnel_bytes_total", camera_id=first, direction="from_cloud") == 584
@@ -68,9 +72,7 @@ def test_health_series_per_camera_from_the_agents_last_probe(cameras):
                                 latency_ms=250)
     result = scrape()
     first, second = str(up.camera_id), str(unseen.camera_id)
-    assert result.value("camgate_camera_health_state", camera_id=first, camid="4242", state="auth_failed") == 1
-    assert sum(s.value for s in result.samples
-               if s.name == "camgate_camera_health_state" and s.labels["camera_id"] == first) == 1
+    assert_in_state(result, "camgate_camera_health_state", first, "4242", "auth_failed")
     assert result.value("camgate_camera_probe_latency_seconds", camera_id=first) == 0.25
     # Inactive, never probed: unknown, and no latency series.
     assert result.value("camgate_camera_health_state", camera_id=second, camid="", state="unknown") == 1
