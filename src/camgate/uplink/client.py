@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import time
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from .protocol import (
     build_hello,
     check_forwards,
 )
+from .retry import Backoff, SlowRetry
 from .session import LivenessTimes, TunnelSession
 from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token
@@ -87,46 +87,6 @@ class TunnelStatus:
     bytes_to_cloud: int = 0  # D payload bytes, all connections, since the client started
     bytes_from_cloud: int = 0
     tunnels_opened: int = 0
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Pauses before reconnecting.
-
-    A tunnel lost after a quiet spell (the relay restarted, a network blip) is retried at
-    once: within ``storm_window``, at random, so that a thousand devices do not all
-    arrive in the same instant. Only failed attempts, or losses in quick succession (a
-    relay that drops us right after accepting), back off: ``first``, then doubling (each
-    pause drawn from its upper half) up to ``cap``.
-    """
-
-    storm_window: float = 0.5
-    first: tuple[float, float] = (0.25, 0.5)
-    cap: float = 30.0
-    quiet_after: float = 10.0  # a loss this long after the last one counts as the first
-
-    def after_loss(self) -> float:
-        return random.uniform(0.0, self.storm_window)
-
-    def delay(self, failures: int) -> float:
-        low, high = self.first
-        if failures <= 1:
-            return random.uniform(low, high)
-        top = min(self.cap, high * 2 ** (failures - 1))
-        return random.uniform(max(low, top / 2), top)
-
-
-@dataclass(frozen=True)
-class SlowRetry:
-    """Retrying an answer that will not change soon (no token registered for a serial):
-    every ``every`` seconds for ``for_`` seconds, then every ``then``."""
-
-    every: float = 60.0
-    for_: float = 300.0
-    then: float = 3600.0
-
-    def delay(self, waited: float) -> float:
-        return self.every if waited < self.for_ else self.then
 
 
 class _Retry(Exception):

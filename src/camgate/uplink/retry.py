@@ -1,0 +1,47 @@
+"""When a tunnel client tries again: after a loss, after failures, and after an answer
+that will not change soon. Pure: the client asks, and sleeps what it is told."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Pauses before reconnecting.
+
+    A tunnel lost after a quiet spell (the relay restarted, a network blip) is retried at
+    once: within ``storm_window``, at random, so that a thousand devices do not all
+    arrive in the same instant. Only failed attempts, or losses in quick succession (a
+    relay that drops us right after accepting), back off: ``first``, then doubling (each
+    pause drawn from its upper half) up to ``cap``.
+    """
+
+    storm_window: float = 0.5
+    first: tuple[float, float] = (0.25, 0.5)
+    cap: float = 30.0
+    quiet_after: float = 10.0  # a loss this long after the last one counts as the first
+
+    def after_loss(self) -> float:
+        return random.uniform(0.0, self.storm_window)
+
+    def delay(self, failures: int) -> float:
+        low, high = self.first
+        if failures <= 1:
+            return random.uniform(low, high)
+        top = min(self.cap, high * 2 ** (failures - 1))
+        return random.uniform(max(low, top / 2), top)
+
+
+@dataclass(frozen=True)
+class SlowRetry:
+    """Retrying an answer that will not change soon (no token registered for a serial):
+    every ``every`` seconds for ``for_`` seconds, then every ``then``."""
+
+    every: float = 60.0
+    for_: float = 300.0
+    then: float = 3600.0
+
+    def delay(self, waited: float) -> float:
+        return self.every if waited < self.for_ else self.then
