@@ -41,7 +41,7 @@ pytestmark = pytest.mark.e2e
 
 # Per operation, in the fuzzing phase (the examples and coverage phases add their own,
 # fixed set). CAMGATE_FUZZ_EXAMPLES=2000 for a deeper run by hand.
-MAX_EXAMPLES = int(os.environ.get("CAMGATE_FUZZ_EXAMPLES", "100"))
+MAX_EXAMPLES = int(os.environ.get("CAMGATE_FUZZ_EXAMPLES", "50"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

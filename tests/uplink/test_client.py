@@ -144,6 +144,7 @@ async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_c
     await relay.tunnel(1201).stop()
     await wait_until(lambda: client.status.tunnels_opened == 2 and client.status.state is TunnelState.UP,
                      what="the tunnel back at once")
+    await tunnel_up(client, relay, 1201)  # the relay's side of it too
     # Lost again straight after: a relay that keeps dropping us is not hammered.
     await relay.tunnel(1201).stop()
     await wait_until(lambda: client.status.state is TunnelState.CONNECTING, what="backing off")
