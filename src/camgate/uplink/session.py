@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from aiohttp import WSMsgType
+from aiohttp import ClientError, WSMsgType
 
 from . import events as ev
 from .connection import TunnelConnection
@@ -27,7 +27,7 @@ from .flow import Channel
 from .heap import steady_heap
 from .client_ids import TableFull
 from .liveness import Liveness
-from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, PublicEndpoint
+from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,10 @@ class TunnelSession:
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     exc = task.exception()
-                    log.info("%s: tunnel ends: %s", self.label, str(exc) or type(exc).__name__)
+                    if isinstance(exc, (OSError, asyncio.TimeoutError, ClientError, ProtocolError)):
+                        log.info("%s: tunnel ends: %s", self.label, str(exc) or type(exc).__name__)
+                    else:  # a bug, not the network: say so, with where it happened
+                        log.error("%s: tunnel ends on an unexpected error", self.label, exc_info=exc)
         finally:
             self._ended = True
             for task in tasks:
