@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import platformdirs
@@ -103,8 +103,7 @@ def gateway_uuid() -> str:
     return str(uuid.UUID(path.read_text().strip()))
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One documented setting, for the README table and the settings page."""
 
     name: str
