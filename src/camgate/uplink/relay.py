@@ -310,7 +310,11 @@ class RelayServer:
         ws = web.WebSocketResponse(
             protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
         )
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the device left during the handshake: no one to serve
+            log.info("relay camid %d: left during the WebSocket handshake", device.camid)
+            return ws
         self.guard.trust(request)  # a device's tunnel from here on: its own limits apply
         label = f"relay camid {device.camid}"
         try:

@@ -44,7 +44,7 @@ def describe_dsn(dsn: str) -> str:
 class PostgresLink:
     def __init__(
         self, dsn: str, *, timeout: float = 5.0, first_backoff: float = 0.2, max_backoff: float = 5.0,
-        pool_size: int = 4,
+        pool_size: int = 10,
     ) -> None:
         self.dsn = dsn
         self.timeout = timeout
@@ -103,10 +103,23 @@ class PostgresLink:
         try:
             async with self._pool.acquire(timeout=self.timeout) as conn:
                 yield conn
+        except asyncio.TimeoutError as exc:
+            if self._saturated():
+                # Every connection was in use: a queue of our own making under a burst
+                # (a thousand devices reconnecting), not the database going away. Marking
+                # the link down would refuse every request for the backoff and make the
+                # clients come back all together, again and again.
+                raise StoreUnavailable("relay store busy: every database connection in use") from exc
+            self._failed(exc)
+            raise StoreUnavailable(self.down_reason or "database unavailable") from exc
         except _LINK_ERRORS as exc:
             self._failed(exc)
             raise StoreUnavailable(self.down_reason or "database unavailable") from exc
         self._succeeded()
+
+    def _saturated(self) -> bool:
+        pool = self._pool
+        return pool is not None and pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0
 
     def _failed(self, exc: BaseException) -> None:
         reason = f"database unavailable: {_describe(exc)}"
