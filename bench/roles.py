@@ -7,7 +7,13 @@
     python3 bench/roles.py proxy --target HOST:PORT
         the baseline: a plain asyncio TCP proxy on loopback; prints {"port": port}
 
-Both run until SIGTERM or SIGINT, until their parent goes away, or for --max-seconds.
+    python3 bench/roles.py tunnel-fleet --uplink HOST:PORT --forward NAME:PROTO:HOST:PORT
+        many TunnelClients in one process: reads {"tokens": [...]} on stdin (secrets stay out
+        of argv), prints {"ready": n}, starts them all on a "go" line and prints, once all
+        are up or --connect-timeout has passed, each tunnel's seconds from "go" to up, the
+        wall-clock time the last came up, and the errors its tries met; then keeps them up
+
+All run until SIGTERM or SIGINT, until their parent goes away, or for --max-seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 
 async def _until_stopped(max_seconds: float) -> None:
@@ -64,6 +71,55 @@ async def tunnel_client(args: argparse.Namespace) -> None:
         await _until_stopped(args.max_seconds)
     finally:
         await client.stop()
+
+
+# --- many tunnel clients ------------------------------------------------------
+
+
+async def tunnel_fleet(args: argparse.Namespace) -> None:
+    from collections import Counter
+
+    from camgate.uplink.client import TunnelClient, TunnelSpec, TunnelState
+    from camgate.uplink.protocol import parse_forward
+
+    loop = asyncio.get_running_loop()
+    tokens = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["tokens"]
+    forwards = tuple(parse_forward(f) for f in args.forward)
+    up_after: dict[str, float] = {}
+    errors: Counter[str] = Counter()
+    seen: set[tuple[str, str, float | None]] = set()
+    started = {"at": 0.0}
+    all_up = asyncio.Event()
+
+    def on_status(status) -> None:
+        if status.state is TunnelState.UP and status.endpoints:
+            up_after.setdefault(status.key, time.monotonic() - started["at"])
+            if len(up_after) == len(tokens):
+                all_up.set()
+        elif status.last_error and (status.key, status.last_error, status.retry_at) not in seen:
+            seen.add((status.key, status.last_error, status.retry_at))  # one failed try, said once
+            errors[status.last_error[:80]] += 1
+
+    clients = [
+        TunnelClient(TunnelSpec(key=f"t{i}", token=token, forwards=forwards, uplink=args.uplink, tls=False),
+                     on_status=on_status)
+        for i, token in enumerate(tokens)
+    ]
+    _say({"ready": len(clients)})
+    await loop.run_in_executor(None, sys.stdin.readline)  # "go"
+    started["at"] = time.monotonic()
+    for client in clients:
+        client.start()
+    try:
+        try:
+            await asyncio.wait_for(all_up.wait(), args.connect_timeout)
+        except asyncio.TimeoutError:
+            pass
+        _say({"up_after": sorted(up_after.values()), "last_up_wall": time.time() - time.monotonic()
+              + started["at"] + max(up_after.values(), default=0.0), "errors": dict(errors)})
+        await _until_stopped(args.max_seconds)
+    finally:
+        await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
 
 
 # --- the baseline proxy --------------------------------------------------------
@@ -142,13 +198,18 @@ def main(argv: list[str] | None = None) -> None:
     client = roles.add_parser("tunnel-client")
     client.add_argument("--uplink", required=True)
     client.add_argument("--forward", action="append", required=True)
+    fleet = roles.add_parser("tunnel-fleet")
+    fleet.add_argument("--uplink", required=True)
+    fleet.add_argument("--forward", action="append", required=True)
+    fleet.add_argument("--connect-timeout", type=float, default=120.0)
     px = roles.add_parser("proxy")
     px.add_argument("--target", required=True)
-    for sub in (client, px):
+    for sub in (client, fleet, px):
         sub.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(tunnel_client(args) if args.role == "tunnel-client" else proxy(args))
+    role = {"tunnel-client": tunnel_client, "tunnel-fleet": tunnel_fleet, "proxy": proxy}[args.role]
+    asyncio.run(role(args))
 
 
 if __name__ == "__main__":
