@@ -45,7 +45,10 @@ async def test_a_burst_shares_one_capture():
     camera = Camera()
     snapshots = service(camera)
     waiting = [asyncio.create_task(snapshots.handle(1)) for _ in range(100)]
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):
+        while camera.captures == 0:  # until the first capture has started
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # every request has now been handled as far as it can go
     assert camera.captures == 1
     camera.release.set()
     answers = await asyncio.gather(*waiting)
