@@ -40,8 +40,14 @@ class NodeKeeper:
         for task in [self._task, *self._checks]:
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception as error:  # noqa: BLE001
+                    # Cancelled in the middle of a query, asyncpg may fail its own cleanup
+                    # ("another operation is in progress"): the node is stopping anyway.
+                    log.debug("node keeper: %s while stopping", type(error).__name__)
         self._task = None
 
     def local(self) -> dict[int, str]:
