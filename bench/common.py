@@ -15,12 +15,13 @@ import random
 import resource
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.processes import bindable
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -92,21 +93,12 @@ def vm_kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} for pid {pid}")
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def free_port_range(size: int) -> tuple[int, int]:
     """``size`` consecutive free ports below the ephemeral range, away from camgate's
     default 20000-29999 (other checkouts on this machine may run relays there)."""
     for _ in range(100):
         low = random.randrange(10000, 19999 - size)
-        if all(_bindable(p) for p in range(low, low + size)):
+        if all(bindable(p) for p in range(low, low + size)):
             return low, low + size - 1
     raise RuntimeError(f"no {size} consecutive free ports found")
 

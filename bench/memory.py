@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -45,11 +44,9 @@ def insert_cameras(env: dict, tokens: list[str], tmp: Path) -> None:
 
 
 def poke_agent(sock_path: Path) -> None:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(str(sock_path))
-        sock.sendall(b'{"command": "reconcile"}\n')
-        sock.recv(4096)
+    from camgate.agent.control import send_command_to
+
+    send_command_to(sock_path, "reconcile", timeout=5)
 
 
 def tunnels_up(db: Path) -> int:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from camgate.agent.control import send_command_to
+
 from tests.support.processes import camgate_env, camgate_process, free_port, wait_for_http, wait_for_path
 
 pytestmark = pytest.mark.e2e
@@ -48,14 +50,7 @@ def wait_until(predicate, timeout: float = 15.0) -> bool:
 
 
 def ping(socket_path: Path) -> dict:
-    import json
-    import socket
-
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(str(socket_path))
-        sock.sendall(b'{"command": "ping"}\n')
-        return json.loads(sock.makefile().readline())
+    return send_command_to(socket_path, "ping", timeout=5)
 
 
 def run_env(tmp_path):

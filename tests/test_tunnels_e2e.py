@@ -18,6 +18,8 @@ import urllib.request
 
 import pytest
 
+from camgate.agent.control import send_command_to
+
 from tests.conftest import make_token
 from tests.support.browser import Browser
 from tests.support.cameras import CAMERA_PAGE, CameraWebServer, RtspCamera, StreamingSource, ffprobe_stream, stream_bytes
@@ -44,11 +46,7 @@ class Gateway:
 
     def agent_sync(self) -> dict:
         """Until the agent has completed a reconcile pass begun after this call."""
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(30)
-            sock.connect(str(self.data_dir / "agent.sock"))
-            sock.sendall(b'{"command": "sync"}\n')
-            return json.loads(sock.makefile().readline())
+        return send_command_to(self.data_dir / "agent.sock", "sync", timeout=30)
 
     def wait_for_camera(self, camera_id: int, predicate, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout

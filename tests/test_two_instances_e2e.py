@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from camgate.run_ports import EMBEDDED_RELAY_OFFSET
-from tests.support.processes import _bindable, camgate_env, camgate_process, free_port, http_json, wait_for_http
+from tests.support.processes import bindable, camgate_env, camgate_process, free_port, http_json, wait_for_http
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def ports_for_two_default_instances() -> int:
     for _ in range(200):
         port = random.randrange(30000, 39000, 2)
         wanted = [port, port + 1, port + 2, port + 3, port + EMBEDDED_RELAY_OFFSET, port + 2 + EMBEDDED_RELAY_OFFSET]
-        if all(_bindable(p) for p in wanted):
+        if all(bindable(p) for p in wanted):
             return port
     raise RuntimeError("no free block of ports")
 

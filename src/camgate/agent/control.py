@@ -29,9 +29,13 @@ def socket_path() -> Path:
 
 
 def send_command(command: str, timeout: float = 10.0, **arguments) -> dict:
-    """Send one command (with keyword ``arguments`` for its handler, if any) and return
-    the agent's answer; AgentUnavailable if it can't."""
-    path = socket_path()
+    """Send one command (with keyword ``arguments`` for its handler, if any) to this data
+    directory's agent and return its answer; AgentUnavailable if it can't."""
+    return send_command_to(socket_path(), command, timeout, **arguments)
+
+
+def send_command_to(path: Path, command: str, timeout: float = 10.0, **arguments) -> dict:
+    """send_command, to the agent listening at ``path`` (another data directory's)."""
     request = {"command": command, "args": arguments} if arguments else {"command": command}
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -55,9 +55,14 @@ class UplinkSettings:
         """These settings under their environment variables' names, as the settings page
         shows them: what the agent really runs with (under `camgate run` the supervisor
         points it at the embedded relay, whatever the web server's environment says)."""
-        shown = {True: "true", False: "false", None: ""}
-        return {variable: shown.get(value, str(value)) if isinstance(value, (bool, type(None))) else str(value)
-                for variable, value in ((v, getattr(self, n)) for n, v in ENVIRONMENT_NAMES.items())}
+        return {variable: _as_text(getattr(self, name)) for name, variable in ENVIRONMENT_NAMES.items()}
+
+
+def _as_text(value) -> str:
+    """A setting's value as the environment spells it (what from_environment reads back)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 # The environment variable behind each UplinkSettings field.

@@ -4,7 +4,8 @@ CameraHealth).
 Desired state and reported state live in separate tables with separate writers: the web
 server writes cameras, the agent writes tunnel status and camera health. Neither
 overwrites the other's facts, so a status update can never undo an edit made a moment
-earlier.
+earlier. One exception, in cameras/services.py: an edit that will restart a tunnel marks
+its status "connecting" in the same transaction, which the agent's next report replaces.
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterator, Sequence
 from aiohttp import ClientError, WSMsgType
 
 from . import events as ev
+from .client_ids import TableFull
 from .connection import TunnelConnection
 from .flow import Channel
 from .heap import steady_heap
-from .client_ids import TableFull
 from .liveness import Liveness
 from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
 
