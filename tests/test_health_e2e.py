@@ -4,14 +4,13 @@ rtsp URL the API gives plays in ffprobe through the embedded relay."""
 
 from __future__ import annotations
 
-import random
 import time
 
 import pytest
 
 from tests.support.cameras import CameraWebServer, RtspCamera, ffprobe_stream
-from tests.support.processes import camgate_env, camgate_process, free_port, http_json, wait_for_http
-from tests.test_tunnels_e2e import Gateway, is_up
+from tests.support.processes import free_port
+from tests.test_tunnels_e2e import is_up, relay_ports, running_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -24,16 +23,8 @@ PATH = "/Streaming/Channels/101"
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("health")
-    port, relay_port = free_port(), free_port()
-    range_start = random.randrange(48000, 56000, 100)
-    env = camgate_env(tmp / "data", CAMGATE_EMBEDDED_RELAY_PORT=str(relay_port), CAMGATE_SSH_PORT="0",
-                      CAMGATE_RELAY_PORT_RANGE=f"{range_start}-{range_start + 99}", CAMGATE_PROBE_INTERVAL=str(INTERVAL))
-    with camgate_process(["run", "--port", str(port)], env, tmp / "camgate.log") as process:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/api/cameras/")
-        _, body = http_json("POST", base + "/api/auth-token/", {"username": "admin", "password": "admin"})
-        yield Gateway(base, body["token"], relay_port, tmp / "data")
-        assert process.poll() is None, "camgate run died during the tests"
+    with running_gateway(tmp, relay_ports(48000, 56000), CAMGATE_PROBE_INTERVAL=str(INTERVAL)) as started:
+        yield started
     log = (tmp / "camgate.log").read_text()
     assert "s3cret-pw" not in log and "wrong-pw" not in log  # passwords never in the log
 

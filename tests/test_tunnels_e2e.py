@@ -15,6 +15,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -74,24 +76,39 @@ def is_up(camera: dict) -> bool:
     return bool(camera["tunnel"] and camera["tunnel"]["state"] == "up" and camera["tunnel"]["endpoints"])
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gateway")
+@contextmanager
+def running_gateway(tmp, relay_ports: range, run_args: tuple[str, ...] = (), **env: str) -> Iterator[Gateway]:
+    """`camgate run` on loopback (its embedded relay giving forwards the ports of
+    relay_ports, no SSH forward), signed in as the admin; it must outlive the tests.
+    Its log is tmp/camgate.log."""
     port, relay_port = free_port(), free_port()
-    range_start = random.randrange(40000, 48000, 100)
     env = camgate_env(
         tmp / "data",
         CAMGATE_EMBEDDED_RELAY_PORT=str(relay_port),
-        CAMGATE_RELAY_PORT_RANGE=f"{range_start}-{range_start + 99}",
+        CAMGATE_RELAY_PORT_RANGE=f"{relay_ports.start}-{relay_ports.stop - 1}",
         CAMGATE_SSH_PORT="0",
+        **env,
     )
-    with camgate_process(["run", "--port", str(port), "--tunnel-port", str(free_port())], env, tmp / "camgate.log") as process:
+    with camgate_process(["run", "--port", str(port), *run_args], env, tmp / "camgate.log") as process:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/api/cameras/")
         wait_for_http(f"http://127.0.0.1:{relay_port}/api/devices")
         _, body = http_json("POST", base + "/api/auth-token/", {"username": "admin", "password": "admin"})
         yield Gateway(base, body["token"], relay_port, tmp / "data")
         assert process.poll() is None, "camgate run died during the tests"
+
+
+def relay_ports(low: int, high: int) -> range:
+    """100 ports at random between low and high, so gateways of concurrent test files differ."""
+    start = random.randrange(low, high, 100)
+    return range(start, start + 100)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gateway")
+    with running_gateway(tmp, relay_ports(40000, 48000), ("--tunnel-port", str(free_port()))) as started:
+        yield started
 
 
 @pytest.fixture

@@ -48,13 +48,7 @@ def ui(browser, live_server, default_admin, monkeypatch):
     contexts, problems = [], []
 
     def open_page(viewport=DESKTOP, color_scheme="light"):
-        context = browser.new_context(viewport=viewport, base_url=live_server.url, color_scheme=color_scheme)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-        return page
+        return watched_page(browser, live_server.url, contexts, problems, viewport, color_scheme)
 
     yield open_page
     for context in contexts:
@@ -65,6 +59,18 @@ def ui(browser, live_server, default_admin, monkeypatch):
     expected = ("Failed to load resource: the server responded with a status of 4",
                 "Failed to load resource: the server responded with a status of 503")
     assert [p for p in problems if not any(text in p for text in expected)] == []
+
+
+def watched_page(browser, base_url: str, contexts: list, problems: list, viewport=DESKTOP, color_scheme="light"):
+    """A page in a context of its own (added to contexts, for closing); its script
+    errors and console errors are added to problems."""
+    context = browser.new_context(viewport=viewport, base_url=base_url, color_scheme=color_scheme)
+    context.set_default_timeout(10_000)
+    contexts.append(context)
+    page = context.new_page()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+    return page
 
 
 def shot(page, name: str) -> None:
