@@ -12,6 +12,7 @@ UI_ROUTES = [
     "/add-camera", "/add-camera/",
     "/edit-camera/1", "/edit-camera/1/",
     "/delete/1", "/delete/1/",
+    "/find-cameras/", "/find-cameras",
     "/settings/", "/settings",
     "/restart/", "/restart",
     "/logout/", "/logout",

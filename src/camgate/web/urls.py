@@ -4,7 +4,7 @@ each path is the named one, so the links the pages print match the documentation
 
 from django.urls import re_path
 
-from camgate.web.views import auth, cameras, dashboard, gateway
+from camgate.web.views import auth, cameras, dashboard, discovery, gateway
 
 app_name = "web"
 
@@ -25,6 +25,7 @@ urlpatterns = [
     *route("add-camera", cameras.camera_add, "camera-add"),
     *route(f"edit-camera/{ID}", cameras.camera_edit, "camera-edit"),
     *route(f"delete/{ID}", cameras.camera_delete, "camera-delete"),
+    *route("find-cameras/", discovery.find_cameras, "find-cameras"),
     *route("settings/", gateway.settings_view, "settings"),
     *route("restart/", gateway.restart_view, "restart"),
 ]

@@ -4,6 +4,16 @@
 (function () {
   "use strict";
 
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  // For the pages' own scripts, loaded after this one.
+  window.camgate = { el: el };
+
   // ---- Copy buttons -------------------------------------------------------
 
   function copyWithSelection(text) {
@@ -57,13 +67,6 @@
   var liveLine = document.getElementById("live-status");
   var failures = 0;
   var timer = null;
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
 
   function muted(text) { return el("span", "muted", text); }
 
