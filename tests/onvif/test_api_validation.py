@@ -77,3 +77,14 @@ def test_multicast_goes_out_on_no_interface_outside_the_probe_networks(api, monk
     assert multicast_interfaces(allowed_networks()) == []
     response = api.post("/api/discover/", {"timeout": 10}, format="json")
     assert response.status_code == 200 and response.json() == {"devices": []}
+
+
+def test_a_cameras_name_and_onvif_port(api):
+    added = api.post("/api/add-camera/", {"ip": "10.0.0.1", "name": "Lobby", "onvif_port": "8080"}, format="json")
+    assert added.status_code == 201 and (added.json()["name"], added.json()["onvif_port"]) == ("Lobby", 8080)
+    plain = api.post("/api/add-camera/", {"ip": "10.0.0.2"}, format="json").json()
+    assert (plain["name"], plain["onvif_port"]) == ("", None)
+    cleared = api.post(f"/api/edit-camera/{added.json()['camera_id']}/", {"onvif_port": None}, format="json")
+    assert cleared.status_code == 200 and cleared.json()["onvif_port"] is None
+    refused = api.post("/api/add-camera/", {"ip": "10.0.0.3", "name": "n" * 101, "onvif_port": 0}, format="json")
+    assert refused.status_code == 400 and set(refused.json()) == {"name", "onvif_port"}

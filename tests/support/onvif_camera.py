@@ -30,9 +30,12 @@ import fcntl
 import ipaddress
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -63,6 +66,7 @@ class VirtualOnvifCamera:
     mac: str
     width: int
     height: int
+    pid: int  # the camera process (its process group has the same id)
 
     @property
     def rtsp_url(self) -> str:
@@ -96,9 +100,11 @@ def onvif_camera(
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
     interface = None
     try:
-        _expect(process, "namespace", start_timeout)
+        _expect(lines, "namespace", start_timeout)
         interface, host_ip, camera_ip, network = _link_namespace(process.pid)
         settings = {
             "ip": camera_ip, "prefix": network.prefixlen, "gateway": host_ip,
@@ -108,11 +114,11 @@ def onvif_camera(
         }
         process.stdin.write(json.dumps(settings) + "\n")
         process.stdin.flush()
-        facts = json.loads(_expect(process, "ready ", start_timeout)[len("ready "):])
+        facts = json.loads(_expect(lines, "ready ", start_timeout)[len("ready "):])
         yield VirtualOnvifCamera(
             ip=camera_ip, network=str(network), interface=interface, host_ip=host_ip,
             onvif_port=onvif_port, rtsp_port=rtsp_port, username=username,
-            password=password, width=width, height=height, **facts,
+            password=password, width=width, height=height, pid=process.pid, **facts,
         )
     finally:
         if interface:
@@ -120,31 +126,30 @@ def onvif_camera(
         _stop(process)
 
 
-def _expect(process: subprocess.Popen, prefix: str, timeout: float) -> str:
+def _expect(lines: queue.Queue, prefix: str, timeout: float) -> str:
     """The first line of the camera's output that starts with prefix (its log lines
     before it are skipped); fails with what it said when it exits or takes too long."""
-    import selectors
-
+    deadline = time.monotonic() + timeout
     seen = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        deadline = _now() + timeout
-        while _now() < deadline:
-            if not selector.select(timeout=max(0.0, deadline - _now())):
-                break
-            line = process.stdout.readline()
-            if not line:
-                break
-            if line.startswith(prefix):
-                return line.strip()
-            seen.append(line)
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:  # it exited
+            break
+        if line.startswith(prefix):
+            return line.strip()
+        seen.append(line)
     raise RuntimeError(f"the virtual ONVIF camera did not say {prefix!r}: {''.join(seen)[-2000:]}")
 
 
-def _now() -> float:
-    import time
-
-    return time.monotonic()
+def _read_lines(stream, lines: queue.Queue) -> None:
+    # Read to the end, always: whatever it prints (FFmpeg, for one) must not fill the
+    # pipe and stall it.
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
 
 
 def _link_namespace(pid: int) -> tuple[str, str, str, ipaddress.IPv4Network]:
@@ -190,15 +195,12 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait()
-    process.stdout.close()
 
 
 # ---- the camera process (in its own network namespace) ----
 
 
 def _camera_main() -> None:
-    import threading
-
     print("namespace", flush=True)
     settings = json.loads(sys.stdin.readline())
     for command in (

@@ -74,8 +74,9 @@ class DeviceFacts:
 async def read_device(ip: str, onvif_port: int, username: str, password: str,
                       timeout: float = DEFAULT_TIMEOUT) -> DeviceFacts:
     address = await _allowed_address(ip, onvif_port, timeout)
-    camera = onvif_camera_class()(address, onvif_port, username or None, password or None,
-                                  no_cache=True, adjust_time=True)
+    # No login is an empty one (the client cannot send none): a camera without
+    # authentication ignores it, one with it refuses it.
+    camera = onvif_camera_class()(address, onvif_port, username, password, no_cache=True, adjust_time=True)
     try:
         async with asyncio.timeout(timeout):
             return await _read(camera, onvif_port)

@@ -35,11 +35,11 @@ class CameraForm(forms.ModelForm):
     name = forms.CharField(
         label="Name", required=False, max_length=100,
         widget=forms.TextInput(attrs={"placeholder": "Lobby entrance", "autocomplete": "off"}),
-        help_text="What you call this camera; optional.",
+        help_text="What you call this camera (filled from its ONVIF model when found by discovery).",
     )
     http_port = PortField(label="HTTP port", initial=80)
     rtsp_port = PortField(label="RTSP port", initial=554)
-    onvif_port = PortField(label="ONVIF port", required=False, help_text="Optional: where the camera answers ONVIF.")
+    onvif_port = PortField(label="ONVIF port", required=False, help_text="Where the camera answers ONVIF.")
     rtsp_path = forms.CharField(
         label="RTSP stream path",
         required=False,
