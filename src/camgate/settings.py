@@ -158,5 +158,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    # The ONVIF client logs whole SOAP envelopes (with the WS-Security login) at DEBUG.
+    "loggers": {"django.server": {"level": "WARNING"}, "zeep": {"level": "WARNING"}, "onvif": {"level": "WARNING"}},
 }

@@ -38,6 +38,8 @@ PROTECTED_OPERATIONS = [
     ("/api/camera/{camera_id}/", "get"),
     ("/api/camera/{camera_id}/snapshot/", "get"),
     ("/api/restart/", "post"),
+    ("/api/discover/", "post"),
+    ("/api/onvif/", "post"),
 ]
 ALL_OPERATIONS = [("/api/auth-token/", "post"), *PROTECTED_OPERATIONS]
 
@@ -190,6 +192,33 @@ CASES = {
     ("/api/restart/", "post", 403, "session without csrf"): lambda api, ids, user, mp:
         session_without_csrf(user).post("/api/restart/"),
     ("/api/restart/", "post", 500, "agent not running"): lambda api, ids, user, mp: api.post("/api/restart/"),
+
+    ("/api/discover/", "post", 200, "devices, one already a camera"): lambda api, ids, user, mp: _discovered(api, mp),
+    ("/api/discover/", "post", 200, "nothing answers at one address"): lambda api, ids, user, mp: _post(
+        api, "/api/discover/", {"timeout": 2, "address": "127.0.0.1"}),
+    ("/api/discover/", "post", 400, "field errors"): lambda api, ids, user, mp: _post(
+        api, "/api/discover/", {"timeout": 60, "address": "10.0.0.0/8"}),
+    ("/api/discover/", "post", 400, "not json"): lambda api, ids, user, mp: _post(api, "/api/discover/", raw=b"{"),
+    ("/api/discover/", "post", 401, "no token"): lambda api, ids, user, mp: _post(anonymous(), "/api/discover/", {}),
+    ("/api/discover/", "post", 403, "session without csrf"): lambda api, ids, user, mp: _post(
+        session_without_csrf(user), "/api/discover/", {}),
+    ("/api/discover/", "post", 413, "huge body"): lambda api, ids, user, mp: _post(api, "/api/discover/", raw=TOO_BIG),
+    ("/api/discover/", "post", 415, "xml body"): lambda api, ids, user, mp: _post(
+        api, "/api/discover/", raw="<timeout>3</timeout>", content_type="application/xml"),
+
+    ("/api/onvif/", "post", 200, "the camera's facts"): lambda api, ids, user, mp: _onvif_facts(api, mp),
+    ("/api/onvif/", "post", 400, "field errors"): lambda api, ids, user, mp: _post(
+        api, "/api/onvif/", {"ip": "cam.site.local", "onvif_port": 0}),
+    ("/api/onvif/", "post", 400, "camera unreachable"): lambda api, ids, user, mp: _post(
+        api, "/api/onvif/", {"ip": "127.0.0.1", "onvif_port": _closed_port(), "username": "admin", "password": "pass"}),
+    ("/api/onvif/", "post", 400, "not json"): lambda api, ids, user, mp: _post(api, "/api/onvif/", raw=b"[1"),
+    ("/api/onvif/", "post", 401, "no token"): lambda api, ids, user, mp: _post(
+        anonymous(), "/api/onvif/", {"ip": "127.0.0.1"}),
+    ("/api/onvif/", "post", 403, "session without csrf"): lambda api, ids, user, mp: _post(
+        session_without_csrf(user), "/api/onvif/", {"ip": "127.0.0.1"}),
+    ("/api/onvif/", "post", 413, "huge body"): lambda api, ids, user, mp: _post(api, "/api/onvif/", raw=TOO_BIG),
+    ("/api/onvif/", "post", 415, "text/plain"): lambda api, ids, user, mp: _post(
+        api, "/api/onvif/", raw='{"ip": "127.0.0.1"}', content_type="text/plain"),
 }
 
 
@@ -214,6 +243,38 @@ def _snapshot(api, monkeypatch, path, **headers):
     monkeypatch.setattr("camgate.media.views.ask_agent_for_snapshot", lambda camera_id: {
         "ok": True, "jpeg": frame, "captured_at": SNAPSHOT_TIME, "fresh_for": 5})
     return api.get(path, **headers)
+
+
+def _discovered(api, monkeypatch):
+    # Discovery of a real camera is exercised in tests/onvif/; here only the body's shape matters.
+    from camgate.onvif.probe_match import DiscoveredDevice
+
+    async def two_devices(timeout, address):
+        return [DiscoveredDevice("10.0.0.1", 80, ["http://10.0.0.1/onvif/device_service"], ["onvif://www.onvif.org/name/A"], "A", ""),
+                DiscoveredDevice("10.0.0.77", 8080, [], [], "", "")]
+
+    monkeypatch.setattr("camgate.onvif.views.discover", two_devices)
+    return _post(api, "/api/discover/", {"timeout": 1})
+
+
+def _onvif_facts(api, monkeypatch):
+    # Reading a real camera is exercised in tests/onvif/; here only the body's shape matters.
+    from camgate.onvif.device import DeviceFacts, Profile
+
+    async def facts(ip, onvif_port, username, password):
+        return DeviceFacts("PythonCam", "VirtualCam-1", "1.3.0", "PY-1", None, 80, 554, "/video_main", None,
+                           [Profile("Profile_Main", "MainStream", "H264", 1920, 1080), Profile("p2", "", "", None, None)])
+
+    monkeypatch.setattr("camgate.onvif.views.read_device", facts)
+    return _post(api, "/api/onvif/", {"ip": "10.0.0.1", "username": "admin", "password": "pass"})
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens there once it is closed
 
 
 def _restart_ok(api, monkeypatch):
@@ -333,7 +394,7 @@ def test_a_leaked_password_or_a_missing_key_would_be_caught(schema):
     validator = response_validator(schema, "/api/cameras/", "get", 200)
     good = {"camera_id": 1, "access_token": "", "ip": "10.0.0.1", "http_port": 80, "rtsp_port": 554,
             "is_active": True, "enabled": True, "pid": None, "serial": None, "mac": None, "rtsp_only": False,
-            "rtsp_path": "", "username": "", "tunnel": None,
+            "rtsp_path": "", "name": "", "onvif_port": None, "username": "", "tunnel": None,
             "health": {"state": "unknown", "reason": "", "checked_at": None, "latency_ms": None, "video": None, "audio": None}}
     assert validator.is_valid([good])
     assert not validator.is_valid([{**good, "password": "s3cret"}])

@@ -38,7 +38,8 @@ def assert_in_state(result: Scrape, family: str, camera_id: str, camid: str, sta
 
 @pytest.fixture
 def cameras(db):
-    up = Camera.objects.create(ip="10.0.0.1", access_token=make_token(4242), username="admin", password="s3cret")
+    up = Camera.objects.create(ip="10.0.0.1", access_token=make_token(4242), username="admin", password="s3cret",
+                               name='Lobby "east"')
     TunnelStatus.objects.create(key=f"camera-{up.camera_id}", camera=up, state=TunnelState.UP, pid=1,
                                 open_connections=2, bytes_to_cloud=36142, bytes_from_cloud=584)
     unseen = Camera.objects.create(ip="10.0.0.2", serial="S2", mac="M2", enabled=False)
@@ -59,7 +60,10 @@ def test_tunnel_series_per_camera_labelled_by_local_id_and_camid(cameras):
     assert result.value("camgate_camera_tunnel_state", camera_id=second, camid="", state="unknown") == 1
     assert result.value("camgate_camera_enabled", camera_id=second) == 0
     assert {tuple(sorted(labels)) for labels in result.labels_of("camgate_camera_tunnel_open_connections")} == {
-        ("camera_id", "camid")}
+        ("camera_id", "camid", "name")}
+    # The camera's name labels its series (quotes escaped as the format says); empty when it has none.
+    named = {labels["camera_id"]: labels["name"] for labels in result.labels_of("camgate_camera_enabled")}
+    assert named == {first: 'Lobby "east"', second: ""}
     assert result.value("camgate_gateway_tunnel_state", state="failed") == 1
     assert result.families["camgate_camera_tunnel_bytes"].type == "counter"
 

@@ -48,6 +48,19 @@ def test_the_stream_path_is_saved_and_shown_again(admin_client, agent_calls):
     assert 'value="/cam/realmonitor?channel=1&amp;subtype=0"' in html
 
 
+def test_name_and_onvif_port_are_saved_and_shown_again(admin_client, agent_calls):
+    admin_client.post("/add-camera", {**VALID, "name": "Gate <east>", "onvif_port": "8080"})
+    camera = Camera.objects.get()
+    assert (camera.name, camera.onvif_port) == ("Gate <east>", 8080)
+    html = admin_client.get(f"/edit-camera/{camera.camera_id}").content.decode()
+    assert 'value="Gate &lt;east&gt;"' in html and 'name="onvif_port" value="8080"' in html
+    admin_client.post(f"/edit-camera/{camera.camera_id}", {**VALID, "name": "", "onvif_port": ""})
+    camera.refresh_from_db()
+    assert (camera.name, camera.onvif_port) == ("", None)
+    response = admin_client.post(f"/edit-camera/{camera.camera_id}", {**VALID, "name": "n" * 101, "onvif_port": "0"})
+    assert set(errors_of(response)) == {"name", "onvif_port"}
+
+
 def test_empty_serial_and_mac_are_stored_as_null_like_the_api(admin_client, agent_calls):
     admin_client.post("/add-camera", VALID)
     camera = Camera.objects.get()

@@ -32,6 +32,9 @@ class Camera(models.Model):
     # of a camera that has no access token. Not unique: the relay decides it.
     provisioned_camid = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
     ip = models.CharField(max_length=255)
+    # camgate: what people call the camera (its ONVIF model when added from discovery);
+    # shown in the UI and a label of its /metrics series.
+    name = models.CharField(max_length=100, blank=True, default="")
     http_port = models.PositiveIntegerField(default=80)
     rtsp_port = models.PositiveIntegerField(default=554)
     # A person's switch: False means "no tunnel for this camera, on purpose". Not the
@@ -42,6 +45,8 @@ class Camera(models.Model):
     rtsp_only = models.BooleanField(default=False)
     # camgate: the stream's path (and query) on the camera's RTSP port; empty means "/".
     rtsp_path = models.CharField(max_length=MAX_PATH_LENGTH, blank=True, default="")
+    # camgate: the port of its ONVIF device service, when it has one (found by discovery).
+    onvif_port = models.PositiveIntegerField(null=True, blank=True)
     username = models.CharField(max_length=255, blank=True, default="")
     # Stored as given: the gateway has to present it to the camera, so it cannot be
     # hashed. The database lives in the data directory with owner-only permissions.

@@ -1,8 +1,9 @@
 """The gateway's series, read when Prometheus scrapes: cameras and tunnels from the
 database (what the agent last reported), reconcile passes from the agent itself.
 
-Per camera, the labels are the local ``camera_id`` and the VMS's ``camid`` (empty when
-its token carries none); never an address, a token or a credential.
+Per camera, the labels are the local ``camera_id``, the VMS's ``camid`` (empty when its
+token carries none) and the camera's ``name`` (may be empty); never an address, a token
+or a credential.
 
 To add per-camera series: write a function that takes the cameras
 and yields metric families (``state_family`` and ``camera_gauge`` do the work), append
@@ -23,7 +24,7 @@ from camgate.probe.result import HealthState
 
 log = logging.getLogger(__name__)
 
-CAMERA_LABELS = ("camera_id", "camid")
+CAMERA_LABELS = ("camera_id", "camid", "name")
 UNKNOWN = "unknown"  # not reported yet (the agent has not seen the camera)
 TUNNEL_STATES = (*(state.value for state in TunnelState), UNKNOWN)
 HEALTH_STATES = tuple(state.value for state in HealthState)
@@ -31,7 +32,7 @@ AGENT_ANSWER_TIMEOUT_S = 2.0  # a scrape must not hang on a stuck agent
 
 
 def camera_labels(camera: Camera) -> list[str]:
-    return [str(camera.camera_id), "" if camera.camid is None else str(camera.camid)]
+    return [str(camera.camera_id), "" if camera.camid is None else str(camera.camid), camera.name]
 
 
 def state_family(

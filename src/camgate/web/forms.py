@@ -32,8 +32,14 @@ class CameraForm(forms.ModelForm):
         widget=forms.TextInput(attrs={"placeholder": "192.168.1.20", "autocomplete": "off", "spellcheck": "false"}),
         help_text="The camera's address on this site's network.",
     )
+    name = forms.CharField(
+        label="Name", required=False, max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "Lobby entrance", "autocomplete": "off"}),
+        help_text="What you call this camera (filled from its ONVIF model when found by discovery).",
+    )
     http_port = PortField(label="HTTP port", initial=80)
     rtsp_port = PortField(label="RTSP port", initial=554)
+    onvif_port = PortField(label="ONVIF port", required=False, help_text="Where the camera answers ONVIF.")
     rtsp_path = forms.CharField(
         label="RTSP stream path",
         required=False,
@@ -75,8 +81,8 @@ class CameraForm(forms.ModelForm):
     class Meta:
         model = Camera
         # The password is a declared field handled by save(), not copied blindly.
-        fields = ["ip", "http_port", "rtsp_port", "rtsp_path", "enabled", "rtsp_only", "access_token",
-                  "serial", "mac", "username"]
+        fields = ["name", "ip", "http_port", "rtsp_port", "onvif_port", "rtsp_path", "enabled", "rtsp_only",
+                  "access_token", "serial", "mac", "username"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

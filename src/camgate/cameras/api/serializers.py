@@ -70,6 +70,23 @@ class PortField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({
+    "oneOf": [{"type": "integer", "minimum": validation.PORT_MIN, "maximum": validation.PORT_MAX, "nullable": True},
+              {"type": "string", "pattern": r"^\s*\d+(\.0*)?\s*$"}],
+    "description": f"A port number ({validation.PORT_MIN}-{validation.PORT_MAX}) or null; numeric text and "
+    "integral numbers (80.0) are read as numbers.",
+})
+class NullablePortField(PortField):
+    """A PortField that may be null. Not DRF's allow_null: drf-spectacular would then put
+    `nullable` beside the oneOf, where OpenAPI 3.0 ignores it; the null is in the integer
+    branch above."""
+
+    def validate_empty_values(self, data):
+        if data is None:
+            return True, None
+        return super().validate_empty_values(data)
+
+
 class TextField(serializers.CharField):
     """Text only. DRF's CharField also reads a number as text; the schema promises
     strings, and every client seen (the reference's cloud included) sends text here."""
@@ -194,6 +211,14 @@ class CameraSerializer(serializers.ModelSerializer):
         help_text="camgate: the stream's path (and query) on the camera's RTSP port, e.g. "
         "`/Streaming/Channels/101`; empty means `/`. No spaces, control characters or credentials.",
     )
+    name = TextField(
+        required=False, allow_blank=True, max_length=100,
+        help_text="camgate: what people call the camera (its ONVIF model when added from discovery); may be empty.",
+    )
+    onvif_port = NullablePortField(
+        required=False,
+        help_text="camgate: the port of the camera's ONVIF device service (from discovery); null when unknown.",
+    )
     username = TextField(required=False, allow_blank=True, max_length=255)
     password = TextField(
         required=False, allow_blank=True, max_length=255, write_only=True, trim_whitespace=False
@@ -216,6 +241,8 @@ class CameraSerializer(serializers.ModelSerializer):
             "mac",
             "rtsp_only",
             "rtsp_path",
+            "name",
+            "onvif_port",
             "username",
             "password",
             "tunnel",

@@ -5,6 +5,7 @@ from django.urls import re_path
 
 from camgate.cameras.api import views
 from camgate.media.views import CameraSnapshotView
+from camgate.onvif.views import DiscoverView, OnvifDeviceView
 
 ID = r"(?P<camera_id>[0-9]{1,19})"  # any signed 64-bit id; longer ones are 404s
 
@@ -17,4 +18,6 @@ urlpatterns = [
     re_path(rf"^camera/{ID}/?$", views.CameraDetailView.as_view(), name="api-camera"),
     re_path(rf"^camera/{ID}/snapshot/?$", CameraSnapshotView.as_view(), name="api-camera-snapshot"),
     re_path(r"^restart/?$", views.RestartView.as_view(), name="api-restart"),
+    re_path(r"^discover/?$", DiscoverView.as_view(), name="api-discover"),
+    re_path(r"^onvif/?$", OnvifDeviceView.as_view(), name="api-onvif"),
 ]
