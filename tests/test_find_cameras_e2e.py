@@ -46,7 +46,8 @@ def gateway(tmp_path_factory, camera):
     tmp = tmp_path_factory.mktemp("find-cameras")
     # The camera lives on its own veth link: multicast discovery asks there only (the
     # machine's other links are not ours to probe), and the health probe may go there.
-    with running_gateway(tmp, relay_ports(56000, 60000), CAMGATE_DISCOVERY_INTERFACES=camera.interface,
+    with running_gateway(tmp, relay_ports(56000, 60000), CAMGATE_GATEWAY_NAME="site-gw-1",
+                         CAMGATE_DISCOVERY_INTERFACES=camera.interface,
                          CAMGATE_PROBE_NETWORKS=f"127.0.0.0/8,{camera.network}") as started:
         yield started
     log = (tmp / "camgate.log").read_text()
@@ -92,17 +93,21 @@ def test_find_then_add_selected_gives_a_camera_that_plays_through_the_relay(sign
     row = page.locator(f'#device-rows tr[data-ip="{camera.ip}"]')
     expect(row.locator("td.num")).to_have_text(str(camera.onvif_port))
     expect(row.locator("td.name")).to_have_text("Lobby Camera")
-    expect(row.locator("td.hardware")).not_to_be_empty()
 
     # A wrong password: the camera's refusal shows beside its row, nothing is added.
     page.get_by_label("Username", exact=True).fill(USERNAME)
     page.get_by_label("Password", exact=True).fill(WRONG_PASSWORD)
     row.get_by_role("checkbox").check()
+    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
     page.get_by_role("button", name="Add selected (1)").click()
     expect(row).to_have_attribute("data-outcome", "auth_failed")
     expect(row.locator("td.outcome .badge")).to_have_text("Login refused")
+    expect(row.locator("td.outcome .reason")).not_to_be_empty()
     expect(page.locator("#add-status")).to_have_text("1 not added: see beside its row.")
     assert gateway.api("GET", "/api/cameras/")[1] == []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "find-cameras-login-refused.png"), full_page=True)
 
     # The right one, by keyboard: the row stayed ticked, Enter on "Add selected" adds it.
     page.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -115,8 +120,7 @@ def test_find_then_add_selected_gives_a_camera_that_plays_through_the_relay(sign
     expect(row.get_by_role("checkbox")).to_be_disabled()
     assert PASSWORD not in page.content() and WRONG_PASSWORD not in page.content()
     assert page.url == gateway.base + "/find-cameras/"
-    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "find-cameras-added.png"), full_page=True)
 
     # What was added is what the camera reports about itself.
     status, added = gateway.api("GET", f"/api/camera/{camera_id}/")
@@ -160,7 +164,9 @@ def test_cameras_already_added_are_marked_and_cannot_be_picked(signed_in, gatewa
     expect(row.locator("td.outcome .badge")).to_have_text("Already added")
     expect(row.locator("td.outcome a")).to_have_attribute("href", f"/edit-camera/{camera_id}")
     expect(row.get_by_role("checkbox")).to_be_disabled()
-    expect(page.get_by_label("Select every camera not added yet")).to_be_disabled()
+    # Nothing is left to pick: no login to give, no "Add selected".
+    expect(page.get_by_label("Select every camera not added yet")).to_be_hidden()
+    expect(page.get_by_role("button", name="Add selected")).to_be_hidden()
     assert sideways_overflow(page) == []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "find-cameras-phone.png"), full_page=True)

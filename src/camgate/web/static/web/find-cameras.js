@@ -42,6 +42,7 @@
   var addForm = document.getElementById("add-form");
   var rowsBody = document.getElementById("device-rows");
   var selectAll = document.getElementById("select-all");
+  var addControls = document.getElementById("add-controls");
   var addButton = document.getElementById("add-button");
   var addStatus = document.getElementById("add-status");
   var sharedUsername = document.getElementById("login-username");
@@ -231,6 +232,14 @@
     setOutcome(row, "added", label, "", cameraLink(cameraId, "Camera "));
   }
 
+  // Cameras need not say their name or hardware in discovery.
+  function orDash(text) {
+    if (text) return document.createTextNode(text);
+    var dash = el("span", "muted", "—");
+    dash.title = "Not given by the camera";
+    return dash;
+  }
+
   function deviceRow(device, index) {
     var row = el("tr");
     row.setAttribute("data-key", deviceKey(device));
@@ -243,8 +252,8 @@
     var cells = [
       ["Select", "select", [box]],
       ["Address", "address", [el("code", null, device.ip)]],
-      ["Name", "name", [document.createTextNode(device.name || "")]],
-      ["Hardware", "hardware", [document.createTextNode(device.hardware || "")]],
+      ["Name", "name", [orDash(device.name)]],
+      ["Hardware", "hardware", [orDash(device.hardware)]],
       ["ONVIF port", "num", [document.createTextNode(device.onvif_port)]],
       ["Own login", "login", [loginCell(device, index)]],
       ["Outcome", "outcome", []]
@@ -288,6 +297,9 @@
     selectAll.checked = boxes.length > 0 && picked === boxes.length;
     selectAll.indeterminate = picked > 0 && picked < boxes.length;
     selectAll.disabled = boxes.length === 0 || adding;
+    // With every camera found added already, there is nothing to log in to or add.
+    addControls.hidden = boxes.length === 0 && !adding;
+    addButton.hidden = addControls.hidden;
     addButton.textContent = picked ? "Add selected (" + picked + ")" : "Add selected";
   }
 
