@@ -12,7 +12,6 @@ import shutil
 import pytest
 
 from tests.support.cameras import ffprobe_stream
-from tests.support.processes import REPO
 from tests.test_tunnels_e2e import is_up, relay_ports, running_gateway
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -24,7 +23,6 @@ from tests.web.test_browser import DESKTOP, PHONE, SCREENSHOTS, browser, sideway
 pytestmark = pytest.mark.e2e
 
 USERNAME, PASSWORD, WRONG_PASSWORD = "installer", "cam-pass-5e1f", "cam-guess-0b7d"
-DOCS_SCREENSHOT = REPO / "docs" / "find-cameras.png"
 
 
 def same_mac(a: str, b: str) -> bool:
@@ -98,15 +96,15 @@ def test_find_then_add_selected_gives_a_camera_that_plays_through_the_relay(sign
     page.get_by_label("Username", exact=True).fill(USERNAME)
     page.get_by_label("Password", exact=True).fill(WRONG_PASSWORD)
     row.get_by_role("checkbox").check()
-    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
+    # The README's picture (docs/find-cameras.png) is a copy of this one, looked at.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "find-cameras.png"), full_page=True)
     page.get_by_role("button", name="Add selected (1)").click()
     expect(row).to_have_attribute("data-outcome", "auth_failed")
     expect(row.locator("td.outcome .badge")).to_have_text("Login refused")
     expect(row.locator("td.outcome .reason")).not_to_be_empty()
     expect(page.locator("#add-status")).to_have_text("1 not added: see beside its row.")
     assert gateway.api("GET", "/api/cameras/")[1] == []
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "find-cameras-login-refused.png"), full_page=True)
 
     # The right one, by keyboard: the row stayed ticked, Enter on "Add selected" adds it.
