@@ -48,7 +48,9 @@
   var sharedUsername = document.getElementById("login-username");
   var sharedPassword = document.getElementById("login-password");
   var csrfToken = scanForm.querySelector("input[name=csrfmiddlewaretoken]").value;
+  // One thing at a time: a scan replaces the rows that an add is working on.
   var adding = false;
+  var scanning = false;
 
   var el = window.camgate.el;  // from app.js
 
@@ -148,13 +150,14 @@
 
   function scan(event) {
     event.preventDefault();
-    if (scanButton.disabled) return;
+    if (scanning || adding) return;
     var seconds = parseInt(scanTimeout.value, 10) || 3;
     var address = scanAddress.value.trim();
     var body = { timeout: seconds };
     if (address) body.address = address;
     setAddressError("");
-    scanButton.disabled = true;
+    scanning = true;
+    scanButton.disabled = addButton.disabled = true;
     found.setAttribute("aria-busy", "true");
     showProgress(seconds, !!address);
     // The range scan is bounded by the gateway; this only guards against a lost answer.
@@ -173,7 +176,8 @@
       if (problem) scanStatus.textContent = problem;
     }).then(function () {
       hideProgress();
-      scanButton.disabled = false;
+      scanning = false;
+      scanButton.disabled = addButton.disabled = false;
       found.removeAttribute("aria-busy");
     });
   }
@@ -373,20 +377,20 @@
 
   function addSelected(event) {
     event.preventDefault();
-    if (adding) return;
+    if (adding || scanning) return;
     var rows = pickBoxes().filter(function (box) { return box.checked; }).map(function (box) { return box.closest("tr"); });
     if (!rows.length) {
       addStatus.textContent = "Select the cameras to add first.";
       return;
     }
     adding = true;
-    addButton.disabled = true;
+    addButton.disabled = scanButton.disabled = true;
     rows.forEach(function (row) { row.querySelector("input.pick").disabled = true; });
     syncSelection();
     addStatus.textContent = "Adding… 0 of " + rows.length + " done.";
     addAll(rows).then(function (outcome) {
       adding = false;
-      addButton.disabled = false;
+      addButton.disabled = scanButton.disabled = false;
       rows.forEach(function (row) {
         if (!row.classList.contains("is-added")) row.querySelector("input.pick").disabled = false;
       });
