@@ -17,8 +17,8 @@ from tests.test_tunnels_e2e import is_up, relay_ports, running_gateway
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
 
-# browser: Chromium for the module, as the UI's browser tests have it.
-from tests.web.test_browser import DESKTOP, PHONE, SCREENSHOTS, browser, sideways_overflow, watched_page  # noqa: E402,F401
+from tests.support.chromium import (  # noqa: E402
+    DESKTOP, PHONE, SCREENSHOTS, launched_chromium, sideways_overflow, watched_page)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +50,12 @@ def gateway(tmp_path_factory, camera):
         yield started
     log = (tmp / "camgate.log").read_text()
     assert PASSWORD not in log and WRONG_PASSWORD not in log  # camera passwords never in the log
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -138,11 +144,13 @@ def test_find_then_add_selected_gives_a_camera_that_plays_through_the_relay(sign
     page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
     dashboard_row = page.locator(f'tr[data-camera-id="{camera_id}"]')
     expect(dashboard_row.locator(".health .badge")).to_have_text("Reachable")
+    expect(dashboard_row.locator(".camera-name")).to_have_text(camera.model)
     copy = dashboard_row.get_by_role("button", name="Copy rtsp URL")
     copy.click()
     expect(copy).to_have_text("Copied")
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith("rtsp://127.0.0.1:") and copied.endswith(camera.rtsp_path) and "@" not in copied
+    page.screenshot(path=str(SCREENSHOTS / "find-cameras-dashboard.png"), full_page=True)
     stream = ffprobe_stream(copied)
     assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", camera.width, camera.height)
 

@@ -98,7 +98,7 @@ def test_the_dashboard_shows_real_probes_apart_from_the_tunnels(gateway, web):
     from pathlib import Path
 
     playwright_sync = pytest.importorskip("playwright.sync_api")
-    from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, SCREENSHOTS
+    from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, DESKTOP, SCREENSHOTS
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from camgate.cameras.models import Camera, CameraHealth, TunnelStatus
 from tests.conftest import make_token
+from tests.support.chromium import DESKTOP, PHONE, SCREENSHOTS, launched_chromium, sideways_overflow, watched_page
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -22,22 +22,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -61,18 +50,6 @@ def ui(browser, live_server, default_admin, monkeypatch):
     assert [p for p in problems if not any(text in p for text in expected)] == []
 
 
-def watched_page(browser, base_url: str, contexts: list, problems: list, viewport=DESKTOP, color_scheme="light"):
-    """A page in a context of its own (added to contexts, for closing); its script
-    errors and console errors are added to problems."""
-    context = browser.new_context(viewport=viewport, base_url=base_url, color_scheme=color_scheme)
-    context.set_default_timeout(10_000)
-    contexts.append(context)
-    page = context.new_page()
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-    return page
-
-
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
@@ -85,25 +62,6 @@ def log_in_with_keyboard(page, password: str) -> None:
     page.keyboard.press("Tab")
     page.keyboard.type(password)
     page.keyboard.press("Enter")
-
-
-def sideways_overflow(page) -> list[str]:
-    """What sticks out to the right of the page or of a table's scroll box (nothing, we hope)."""
-    return page.evaluate("""() => {
-        const boxes = [document.documentElement, ...document.querySelectorAll(".table-wrap:not([hidden])")];
-        const found = [];
-        for (const box of boxes) {
-            if (box.scrollWidth <= box.clientWidth) continue;
-            const right = box === document.documentElement ? window.innerWidth : box.getBoundingClientRect().right;
-            for (const el of box.querySelectorAll("*")) {
-                if (el.getBoundingClientRect().right > right + 0.5 && found.length < 5) {
-                    found.push(`${el.tagName.toLowerCase()}.${el.className}: ${el.textContent.trim().slice(0, 40)}`);
-                }
-            }
-            if (!found.length) found.push(`${box.className || box.tagName}: scrolls ${box.scrollWidth} > ${box.clientWidth}`);
-        }
-        return found;
-    }""")
 
 
 def test_a_new_user_manages_cameras_settings_and_restart(ui):
