@@ -208,3 +208,14 @@ def test_the_default_password_check_follows_password_changes(default_admin):
     assert default_password_in_use() is True
     default_admin.delete()
     assert default_password_in_use() is False
+
+
+def test_the_dashboard_shows_a_cameras_name(admin_client):
+    """The name an ONVIF camera was added with (its model) says which camera a row is."""
+    named = Camera.objects.create(ip="192.0.2.32", name="DS-2CD2143G2-I <lobby>")
+    Camera.objects.create(ip="192.0.2.33")
+    html = admin_client.get("/").content.decode()
+    assert '<span class="camera-name">DS-2CD2143G2-I &lt;lobby&gt;</span>' in html
+    assert html.count('class="camera-name"') == 1
+    names = {c["camera_id"]: c["name"] for c in admin_client.get("/status.json").json()["cameras"]}
+    assert names[named.camera_id] == "DS-2CD2143G2-I <lobby>"

@@ -126,6 +126,7 @@ def with_words(view: dict) -> dict:
 def camera_view(camera: Camera) -> dict:
     return {
         "camera_id": camera.camera_id,
+        "name": camera.name,
         "camid": camera.camid if camera.camid is not None else camera.provisioned_camid,
         "ip": camera.ip,
         "http_port": camera.http_port,

@@ -150,6 +150,7 @@
 
   function idNodes(camera) {
     var nodes = [document.createTextNode(camera.camera_id)];
+    if (camera.name) nodes.push(document.createTextNode(" "), el("span", "camera-name", camera.name));
     if (camera.camid !== null) {
       var vms = el("span", "vms-id", "VMS " + camera.camid);
       vms.title = "The VMS's id for this camera";
