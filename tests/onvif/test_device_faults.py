@@ -4,7 +4,9 @@ that are something else, answer too much, or never answer; each a clear OnvifErr
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.server
+import logging
 import socket
 import threading
 from contextlib import contextmanager
@@ -109,3 +111,26 @@ def test_an_address_outside_the_probe_networks_is_not_contacted(monkeypatch):
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody came
     assert failure.code == UNREACHABLE and "outside CAMGATE_PROBE_NETWORKS" in failure.reason
+
+
+def test_a_read_cut_short_while_the_client_sets_up_leaves_no_session_open(monkeypatch, caplog):
+    # The client makes a service's HTTP session, then loads its WSDL (slow the first time
+    # in a busy process): a timeout there used to leave that session to the garbage
+    # collector ("Unclosed client session").
+    from camgate.onvif.onvif_client import onvif_camera_class
+
+    onvif_camera_class()
+    import onvif.client
+
+    async def slow_wsdl(url):
+        await asyncio.sleep(5)
+
+    monkeypatch.setattr(onvif.client, "_cached_document", slow_wsdl)
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        code = read(listener.getsockname()[1], timeout=0.2).code  # and the error (its frames) let go
+    gc.collect()
+    assert code == UNREACHABLE
+    assert "Unclosed" not in caplog.text

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import aiohttp
 import zeep.exceptions
 
-from camgate.onvif.onvif_client import ResponseTooLarge, onvif_camera_class
+from camgate.onvif.onvif_client import ResponseTooLarge, onvif_camera_class, sessions_closed_after
 from camgate.onvif.targets import allowed_networks, inside
 from camgate.probe.net import StepFailed, resolve
 from camgate.probe.result import printable
@@ -74,23 +74,24 @@ class DeviceFacts:
 async def read_device(ip: str, onvif_port: int, username: str, password: str,
                       timeout: float = DEFAULT_TIMEOUT) -> DeviceFacts:
     address = await _allowed_address(ip, onvif_port, timeout)
-    # No login is an empty one (the client cannot send none): a camera without
-    # authentication ignores it, one with it refuses it.
-    camera = onvif_camera_class()(address, onvif_port, username, password, no_cache=True, adjust_time=True)
-    try:
-        async with asyncio.timeout(timeout):
-            return await _read(camera, onvif_port)
-    except TimeoutError:
-        raise OnvifError(UNREACHABLE, f"no complete answer within {timeout:g} s") from None
-    except OnvifError:
-        raise
-    except Exception as error:  # whatever the camera made the client raise, said plainly
-        failure = _classified(error, onvif_port)
-        if password and password in failure.reason:  # the camera's words, echoed: never the password
-            failure = OnvifError(failure.code, failure.reason.replace(password, "(password)"))
-        raise failure from None
-    finally:
-        await camera.close()
+    async with sessions_closed_after():
+        # No login is an empty one (the client cannot send none): a camera without
+        # authentication ignores it, one with it refuses it.
+        camera = onvif_camera_class()(address, onvif_port, username, password, no_cache=True, adjust_time=True)
+        try:
+            async with asyncio.timeout(timeout):
+                return await _read(camera, onvif_port)
+        except TimeoutError:
+            raise OnvifError(UNREACHABLE, f"no complete answer within {timeout:g} s") from None
+        except OnvifError:
+            raise
+        except Exception as error:  # whatever the camera made the client raise, said plainly
+            failure = _classified(error, onvif_port)
+            if password and password in failure.reason:  # the camera's words, echoed: never the password
+                failure = OnvifError(failure.code, failure.reason.replace(password, "(password)"))
+            raise failure from None
+        finally:
+            await camera.close()
 
 
 async def _allowed_address(host: str, port: int, timeout: float) -> str:

@@ -33,7 +33,8 @@ WS_DISCOVERY_PORT = 3702
 MAX_DEVICES = 1024
 MAX_REPLIES_PER_SENDER = 16  # cameras repeat their answer a few times; floods stop here
 MAX_REPLIES = 8192  # parsed in one scan, from all senders together
-REPEAT_AFTER = 0.25  # UDP may drop the Probe: send it a second time, once
+REPEAT_AFTER = 0.25  # UDP may drop the Probe, or an answer: send it a second time, once
+RECEIVE_BUFFER_BYTES = 1024 * 1024
 
 
 class Collector:
@@ -120,22 +121,41 @@ async def discover(timeout: float = DEFAULT_TIMEOUT, address: str | None = None)
     return collector.result()
 
 
+def _udp_socket(setup) -> socket.socket:
+    """A non-blocking UDP socket with room for a burst of answers, after ``setup(sock)``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        # The kernel caps it at net.core.rmem_max; the default (~200 KiB) holds fewer
+        # answers than a /24 of cameras sends at once, and the excess would be lost.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        setup(sock)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _endpoint(loop, transports, protocol, sock) -> asyncio.DatagramTransport:
+    transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+    transports.append(transport)
+    return transport
+
+
 async def _multicast_sockets(loop, collector, transports, networks) -> list[tuple]:
     destinations = []
     for interface in multicast_interfaces(networks):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        try:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface.address))
+        def setup(sock, address=interface.address):
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)  # this LAN only
-            sock.bind((interface.address, 0))
-            sock.setblocking(False)
+            sock.bind((address, 0))
+
+        try:
+            sock = _udp_socket(setup)
         except OSError as error:
-            sock.close()
             log.warning("discovery: cannot probe from %s (%s): %s", interface.name, interface.address, error)
             continue
-        transport, _ = await loop.create_datagram_endpoint(lambda: _ReplyProtocol(collector), sock=sock)
-        transports.append(transport)
-        destinations.append((transport, MULTICAST_GROUP))
+        destinations.append((await _endpoint(loop, transports, _ReplyProtocol(collector), sock), MULTICAST_GROUP))
     return destinations
 
 
@@ -143,13 +163,14 @@ async def _unicast_sockets(loop, collector, transports, targets: list[str]) -> l
     if len(targets) == 1:
         # Connected, so that a refusal (ICMP port unreachable) comes back to it.
         (target,) = targets
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _ReplyProtocol(collector, peer=target), remote_addr=(target, WS_DISCOVERY_PORT))
-        transports.append(transport)
-        return [(transport, None)]
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _ReplyProtocol(collector), local_addr=("0.0.0.0", 0), family=socket.AF_INET)
-    transports.append(transport)
+        try:
+            sock = _udp_socket(lambda sock: sock.connect((target, WS_DISCOVERY_PORT)))
+        except OSError as error:  # no route there: nothing can answer
+            log.info("discovery: cannot probe %s: %s", target, error)
+            return []
+        return [(await _endpoint(loop, transports, _ReplyProtocol(collector, peer=target), sock), None)]
+    sock = _udp_socket(lambda sock: sock.bind(("0.0.0.0", 0)))
+    transport = await _endpoint(loop, transports, _ReplyProtocol(collector), sock)
     return [(transport, (target, WS_DISCOVERY_PORT)) for target in targets]
 
 

@@ -7,12 +7,17 @@
   stops at MAX_RESPONSE_BYTES. The library makes its own sessions, so the name it calls
   them by is pointed at a ``ClientSession`` with that class (aiohttp's public
   ``response_class``).
+- A read cut short by its timeout can leave a session the library made but had not yet
+  registered (while it loads a WSDL, say), which nothing would close: every session made
+  inside ``sessions_closed_after()`` is closed when it ends.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
 
 import aiohttp
 
@@ -42,6 +47,29 @@ class BoundedResponse(aiohttp.ClientResponse):
         return self._bounded_body
 
 
+_opened: ContextVar[list[aiohttp.ClientSession]] = ContextVar("camgate_onvif_sessions")
+
+
+def _bounded_session(*args, **kwargs) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(*args, response_class=BoundedResponse, **kwargs)
+    with suppress(LookupError):
+        _opened.get().append(session)
+    return session
+
+
+@asynccontextmanager
+async def sessions_closed_after():
+    opened: list[aiohttp.ClientSession] = []
+    token = _opened.set(opened)
+    try:
+        yield
+    finally:
+        _opened.reset(token)
+        for session in opened:
+            if not session.closed:
+                await session.close()
+
+
 @functools.cache
 def onvif_camera_class():
     """``onvif.ONVIFCamera``, imported on first use (it takes a second: the web server
@@ -53,5 +81,5 @@ def onvif_camera_class():
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
-    onvif.client.ClientSession = functools.partial(aiohttp.ClientSession, response_class=BoundedResponse)
+    onvif.client.ClientSession = _bounded_session
     return onvif.client.ONVIFCamera
