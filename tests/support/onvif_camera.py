@@ -161,7 +161,7 @@ def _link_namespace(pid: int) -> tuple[str, str, str, ipaddress.IPv4Network]:
         taken = _addresses_in_use()
         for index, network in enumerate(CAMERAS_NETWORK.subnets(new_prefix=30)):
             host_ip, camera_ip = list(network.hosts())
-            if host_ip not in taken and index > 0:
+            if host_ip not in taken:
                 break
         else:
             raise RuntimeError(f"every /30 of {CAMERAS_NETWORK} is in use")
@@ -280,7 +280,6 @@ def _answer_the_time_to_anyone(service) -> None:
 
 def _shift_onvif_clock(offset: float) -> None:
     """A camera whose clock is wrong: ipycam's ONVIF module reads the time through these two names."""
-    import time
     import types
     from datetime import datetime, timedelta
 

@@ -19,7 +19,6 @@ import ipaddress
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 
-import aiohttp
 import zeep.exceptions
 
 from camgate.onvif.onvif_client import ResponseTooLarge, onvif_camera_class, sessions_closed_after
