@@ -17,36 +17,44 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def cameras(api):
-    """Local id 1 carries camid 2; local id 2 carries camid 99."""
-    first = api.post("/api/add-camera/", {"ip": "10.0.0.1", "access_token": make_token(2)}, format="json").json()
-    second = api.post("/api/add-camera/", {"ip": "10.0.0.2", "access_token": make_token(99)}, format="json").json()
-    return first["camera_id"], second["camera_id"]
+    """Two cameras where the second one's local id is also the first one's camid, and the
+    second one carries camid 99.
+
+    The ids are read back, not assumed: SQLite's AUTOINCREMENT keeps counting across
+    the tests that empty the table instead of rolling back.
+    """
+    first = api.post("/api/add-camera/", {"ip": "10.0.0.1"}, format="json").json()["camera_id"]
+    second = api.post("/api/add-camera/", {"ip": "10.0.0.2", "access_token": make_token(99)}, format="json").json()["camera_id"]
+    assert api.post(f"/api/edit-camera/{first}/", {"access_token": make_token(second)}, format="json").status_code == 200
+    return first, second
 
 
 def test_local_id_wins_over_camid(api, cameras):
     first, second = cameras
-    assert (first, second) == (1, 2)
-    assert api.get("/api/camera/2/").json()["ip"] == "10.0.0.2"  # local id 2, not camid 2
+    assert api.get(f"/api/camera/{second}/").json()["ip"] == "10.0.0.2"  # local id, not the first one's camid
 
 
 def test_get_edit_delete_by_camid(api, cameras):
-    assert api.get("/api/camera/99/").json()["camera_id"] == 2
+    first, second = cameras
+    assert api.get("/api/camera/99/").json()["camera_id"] == second
     response = api.post("/api/edit-camera/99/", {"http_port": 8081}, format="json")
-    assert response.status_code == 200 and Camera.objects.get(camera_id=2).http_port == 8081
+    assert response.status_code == 200 and Camera.objects.get(camera_id=second).http_port == 8081
     assert api.delete("/api/cameras/99/").status_code == 204
-    assert list(Camera.objects.values_list("camera_id", flat=True)) == [1]
+    assert list(Camera.objects.values_list("camera_id", flat=True)) == [first]
 
 
 def test_get_edit_delete_by_local_id(api, cameras):
-    assert api.get("/api/camera/1/").json()["ip"] == "10.0.0.1"
-    edited = api.post("/api/edit-camera/1/", {"is_active": False}, format="json").json()
+    first, _ = cameras
+    assert api.get(f"/api/camera/{first}/").json()["ip"] == "10.0.0.1"
+    edited = api.post(f"/api/edit-camera/{first}/", {"is_active": False}, format="json").json()
     assert edited["enabled"] is False and edited["is_active"] is False
-    assert api.delete("/api/cameras/1/").status_code == 204
+    assert api.delete(f"/api/cameras/{first}/").status_code == 204
 
 
 def test_camid_of_an_edited_token_follows_the_token(api, cameras):
-    api.post("/api/edit-camera/2/", {"access_token": make_token(1234)}, format="json")
-    assert api.get("/api/camera/1234/").json()["camera_id"] == 2
+    _, second = cameras
+    api.post(f"/api/edit-camera/{second}/", {"access_token": make_token(1234)}, format="json")
+    assert api.get("/api/camera/1234/").json()["camera_id"] == second
     assert api.get("/api/camera/99/").status_code == 404
 
 

@@ -13,6 +13,8 @@ import pytest
 from tests.deploy.support import app_env, run_camgate
 from tests.support.processes import camgate_process, wait_for_path
 
+pytestmark = pytest.mark.e2e
+
 DB = "camgate.sqlite3"
 
 

@@ -15,6 +15,8 @@ from camgate.uplink.protocol import SUBPROTOCOL, Forward, build_hello
 from .loopback import ADMIN_TOKEN, echo_through, spec_for, tunnel_up, wait_until
 from .pg_fixtures import own_postgres, postgres_dsn, postgres_server  # noqa: F401 - fixtures
 
+pytestmark = pytest.mark.e2e
+
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FAST_NODE = {"heartbeat_interval": 0.2, "node_ttl": 1.0}
 
