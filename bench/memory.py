@@ -65,6 +65,7 @@ async def bench_memory(counts: tuple[int, ...], ctx: Context) -> list[Row]:
     env = camgate_env(
         data, CAMGATE_UPLINK_HOST=relay.public_address, CAMGATE_UPLINK_TLS="false",
         CAMGATE_GATEWAY_TUNNEL="false", CAMGATE_PROVISIONING_URL=relay.url,
+        DJANGO_SETTINGS_MODULE="camgate.settings",  # as deployed, not the tests' fast settings
     )
     rows: list[Row] = []
     try:
