@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if title is None:
         return 2
     chosen = [part for part in PARTS if only & set(part.numbers)]
+    # Asked before the run: afterwards port 80 may still be held by the VXG path's own relay.
+    vxg_note = vxg.unavailable()
+    vxg_note = f"not measured: {vxg_note}" if vxg_note else f"{vxg.COMMAND} through its own camgate relay on port {vxg.PORT}"
     results: dict[int, list[Row]] = {}
     try:
         if args.smoke:  # at once: the sizes are tiny, and most of each part is starting processes
@@ -85,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row for i in sorted(results) for row in results[i]]
     failed = any(row.what == "FAILED" for row in rows)
     elapsed = time.monotonic() - STARTED
-    vxg_note = vxg.unavailable()
-    vxg_note = f"not measured: {vxg_note}" if vxg_note else f"{vxg.COMMAND} through its own camgate relay on port {vxg.PORT}"
     print(title)
     print()
     print(format_table(rows))
