@@ -11,11 +11,11 @@ from bench.report import Row, fmt_seconds, median
 from tests.support.cameras import CameraWebServer, RtspCamera
 from tests.support.processes import camgate_env, camgate_process, free_port, http_json, wait_for_http
 
-ADDS = {False: 5, True: 3}  # by ctx.quick
+ADDS = {"full": 5, "quick": 3, "smoke": 1}  # by ctx.size
 
 
 def run(ctx: Context) -> list[Row]:
-    return bench_add_camera(ADDS[ctx.quick], ctx)
+    return bench_add_camera(ADDS[ctx.size], ctx)
 
 
 def rtsp_options(port: int, path: str) -> bool:

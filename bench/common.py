@@ -150,9 +150,17 @@ def spawn_role(children: Children, tmp: Path, role: str, args: list[str], env_ex
 @dataclass(frozen=True)
 class Context:
     """What `bench/run.py` hands each part: the sizes to use, a scratch directory (kept
-    when a part fails), the children to stop after it, and the part numbers asked for."""
+    when a part fails), the children to stop after it, and the part numbers asked for.
+
+    ``smoke`` (CI's run: every part once, at the smallest size that still measures
+    something) implies ``quick``; a part without smoke sizes uses its quick ones."""
 
     quick: bool
     tmp: Path
     children: Children
     only: frozenset[str]
+    smoke: bool = False
+
+    @property
+    def size(self) -> str:
+        return "smoke" if self.smoke else "quick" if self.quick else "full"

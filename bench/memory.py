@@ -17,11 +17,11 @@ from bench.common import Context, note, vm_kib
 from bench.report import Row, fmt_difference, fmt_mib, fmt_seconds
 from tests.support.processes import camgate_env, camgate_process
 
-CAMERA_COUNTS = {False: (100, 500), True: (100,)}  # by ctx.quick
+CAMERA_COUNTS = {"full": (100, 500), "quick": (100,), "smoke": (5,)}  # by ctx.size
 
 
 def run(ctx: Context) -> list[Row]:
-    return asyncio.run(bench_memory(CAMERA_COUNTS[ctx.quick], ctx))
+    return asyncio.run(bench_memory(CAMERA_COUNTS[ctx.size], ctx))
 
 
 def insert_cameras(env: dict, tokens: list[str], tmp: Path) -> None:
@@ -65,6 +65,7 @@ async def bench_memory(counts: tuple[int, ...], ctx: Context) -> list[Row]:
     env = camgate_env(
         data, CAMGATE_UPLINK_HOST=relay.public_address, CAMGATE_UPLINK_TLS="false",
         CAMGATE_GATEWAY_TUNNEL="false", CAMGATE_PROVISIONING_URL=relay.url,
+        DJANGO_SETTINGS_MODULE="camgate.settings",  # as deployed, not the tests' fast settings
     )
     rows: list[Row] = []
     try:
@@ -79,7 +80,8 @@ async def bench_memory(counts: tuple[int, ...], ctx: Context) -> list[Row]:
             async with asyncio.timeout(30):
                 while not sock_path.exists():
                     await asyncio.sleep(0.05)
-            await asyncio.sleep(2)
+            settle = 0.2 if ctx.smoke else 2.0  # for the heap to settle before a reading
+            await asyncio.sleep(settle)
             baseline = vm_kib(agent.pid, "VmRSS") * 1024
             rows.append(Row("5", "agent RSS, 0 cameras (idle)", fmt_mib(baseline)))
             have = 0
@@ -95,7 +97,7 @@ async def bench_memory(counts: tuple[int, ...], ctx: Context) -> list[Row]:
                             raise RuntimeError("the agent died")
                         await asyncio.sleep(0.05)
                 took = time.perf_counter() - started
-                await asyncio.sleep(2)
+                await asyncio.sleep(settle)
                 rss = vm_kib(agent.pid, "VmRSS") * 1024
                 peak = vm_kib(agent.pid, "VmHWM") * 1024
                 per_camera = (rss - baseline) / count / 1024

@@ -14,11 +14,11 @@ from bench.report import Row, fmt_seconds, percentile
 from bench.traffic import CameraServer
 from tests.support.processes import free_port
 
-TUNNELS = {False: 100, True: 30}  # by ctx.quick
+TUNNELS = {"full": 100, "quick": 30, "smoke": 5}  # by ctx.size
 
 
 def run(ctx: Context) -> list[Row]:
-    return asyncio.run(bench_recovery(TUNNELS[ctx.quick], ctx))
+    return asyncio.run(bench_recovery(TUNNELS[ctx.size], ctx))
 
 
 async def bench_recovery(n: int, ctx: Context) -> list[Row]:

@@ -73,14 +73,15 @@ class Row:
     camgate: str
     baseline: str = "—"
     versus: str = "—"  # camgate against the baseline: a ratio or a difference
+    vxg: str = "—"  # the same through VXG's reference agent, where it was measured
 
 
-HEADERS = ("#", "measurement", "camgate", "baseline", "camgate vs baseline")
+HEADERS = ("#", "measurement", "camgate", "baseline", "camgate vs baseline", "VXG vxg-proxy-client")
 
 
 def format_table(rows: Sequence[Row], headers: Sequence[str] = HEADERS) -> str:
     """A markdown table with columns padded to line up in a terminal too."""
-    return format_grid(headers, [[r.number, r.what, r.camgate, r.baseline, r.versus] for r in rows])
+    return format_grid(headers, [[r.number, r.what, r.camgate, r.baseline, r.versus, r.vxg][:len(headers)] for r in rows])
 
 
 def format_grid(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -11,7 +11,9 @@
         many TunnelClients in one process: reads {"tokens": [...]} on stdin (secrets stay out
         of argv), prints {"ready": n}, starts them all on a "go" line and prints, once all
         are up or --connect-timeout has passed, each tunnel's seconds from "go" to up, the
-        wall-clock time the last came up, and the errors its tries met; then keeps them up
+        wall-clock time the last came up, and the errors its tries met; then keeps them up.
+        With --source ADDRESS (repeatable) the clients connect from those addresses in
+        turn, one shared HTTP session each, as devices come from many sites
 
 All run until SIGTERM or SIGINT, until their parent goes away, or for --max-seconds.
 """
@@ -80,9 +82,11 @@ async def tunnel_fleet(args: argparse.Namespace) -> None:
     from collections import Counter
 
     from camgate.uplink.client import TunnelClient, TunnelSpec, TunnelState
+    from camgate.uplink.client_http import shared_session
     from camgate.uplink.protocol import parse_forward
 
     loop = asyncio.get_running_loop()
+    sessions = [shared_session(local_addr=(address, 0)) for address in args.source]
     tokens = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["tokens"]
     forwards = tuple(parse_forward(f) for f in args.forward)
     up_after: dict[str, float] = {}
@@ -102,7 +106,7 @@ async def tunnel_fleet(args: argparse.Namespace) -> None:
 
     clients = [
         TunnelClient(TunnelSpec(key=f"t{i}", token=token, forwards=forwards, uplink=args.uplink, tls=False),
-                     on_status=on_status)
+                     on_status=on_status, http=sessions[i % len(sessions)] if sessions else None)
         for i, token in enumerate(tokens)
     ]
     _say({"ready": len(clients)})
@@ -120,6 +124,7 @@ async def tunnel_fleet(args: argparse.Namespace) -> None:
         await _until_stopped(args.max_seconds)
     finally:
         await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
+        await asyncio.gather(*(session.close() for session in sessions))
 
 
 # --- the baseline proxy --------------------------------------------------------
@@ -202,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     fleet.add_argument("--uplink", required=True)
     fleet.add_argument("--forward", action="append", required=True)
     fleet.add_argument("--connect-timeout", type=float, default=120.0)
+    fleet.add_argument("--source", action="append", default=[], help="local address to connect from (repeatable)")
     px = roles.add_parser("proxy")
     px.add_argument("--target", required=True)
     for sub in (client, fleet, px):

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import vxg
 from bench.common import Context, free_port_range, note, spawn_role
 from bench.report import MB, Row, fmt_difference, fmt_micros, fmt_ratio, median, percentile
 from bench.traffic import WINDOW, CameraServer, Transfer, download, ping_pong, upload
@@ -29,10 +30,11 @@ class Sizes:
 
 FULL = Sizes(200 * MB, 10.0, 5, 2000)
 QUICK = Sizes(50 * MB, 5.0, 3, 500)
+SMOKE = Sizes(2 * MB, 2.0, 1, 40)
 
 
 def run(ctx: Context) -> list[Row]:
-    return asyncio.run(bench_paths(QUICK if ctx.quick else FULL, ctx))
+    return asyncio.run(bench_paths({"full": FULL, "quick": QUICK, "smoke": SMOKE}[ctx.size], ctx))
 
 
 async def bench_paths(cfg: Sizes, ctx: Context) -> list[Row]:
@@ -61,11 +63,13 @@ async def bench_paths(cfg: Sizes, ctx: Context) -> list[Row]:
     tunnel_port = said["endpoints"]["rtsp"]
     _, said = await asyncio.to_thread(spawn_role, children, tmp, "proxy", ["--target", f"127.0.0.1:{camera.port}"])
     paths = {"tunnel": tunnel_port, "direct": said["port"]}
+    if vxg.unavailable() is None:
+        paths["vxg"] = await asyncio.to_thread(vxg.start_path, ctx, camera.port)
     rows: list[Row] = []
     try:
         for port in paths.values():  # warm both paths up
-            await download(port, 4 * MB, 10)
-            await upload(port, camera, 4 * MB, 10)
+            await download(port, min(4 * MB, cfg.transfer_bytes), 10)
+            await upload(port, camera, min(4 * MB, cfg.transfer_bytes), 10)
         if "1" in only:
             rows += await _throughput(cfg, paths, camera, tmp / "relay.log")
         if "2" in only:
@@ -80,6 +84,7 @@ async def bench_paths(cfg: Sizes, ctx: Context) -> list[Row]:
                 rows.append(Row(
                     "2", f"round trip 64 B, p{p} of {cfg.round_trips}", fmt_micros(t), fmt_micros(d) + " (asyncio proxy)",
                     fmt_difference(t, d, "µs") + " added",
+                    fmt_micros(percentile(lat["vxg"], p)) if "vxg" in lat else "—",
                 ))
     finally:
         camera.close()
@@ -121,7 +126,7 @@ async def _throughput(cfg: Sizes, paths: dict[str, int], camera: CameraServer, r
         amount = f"{size / MB:.0f} MB" + (f" or {cap:g} s, whichever first," if capped else "")
         rows.append(Row(
             "1", f"throughput {label}: {amount} × {runs}, median (min–max)",
-            cells["tunnel"], cells["direct"] + " (asyncio proxy)", versus,
+            cells["tunnel"], cells["direct"] + " (asyncio proxy)", versus, cells.get("vxg", "—"),
         ))
     drops = relay_log.read_text().count("its reader is too slow") - drops_before
     if drops:

@@ -20,7 +20,9 @@ import sys
 from camgate.core import port_range_text
 from camgate.uplink.cli import add_parser as add_uplink_parser
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "camgate.settings")
+DEFAULT_SETTINGS = "camgate.settings"
+AGENT_SETTINGS = "camgate.agent.settings"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS)
 
 log = logging.getLogger("camgate")
 
@@ -172,6 +174,8 @@ def _main(argv: list[str] | None = None) -> int:
         if not args.no_prepare:
             prepare()
         else:
+            if os.environ["DJANGO_SETTINGS_MODULE"] == DEFAULT_SETTINGS:
+                os.environ["DJANGO_SETTINGS_MODULE"] = AGENT_SETTINGS  # the ORM alone (agent/settings.py)
             _setup_django()
         from camgate.agent.reconciler import run_agent
 

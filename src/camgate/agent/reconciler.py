@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ from camgate.process_limits import raise_open_files_limit
 from camgate.media.snapshots import SnapshotService
 from camgate.metrics.reconcile_stats import ReconcileStats
 from camgate.uplink.client import TunnelClient
+from camgate.uplink.client_http import shared_session
 from camgate.uplink.client import TunnelStatus as ClientStatus
 
 log = logging.getLogger("camgate.agent")
@@ -269,7 +271,10 @@ def run_agent() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Agent(UplinkSettings.from_environment(), config.gateway_uuid(), ProbeSettings.from_environment()).run(stop)
+        # One HTTP client for every tunnel (client_http.py): a session each cost every camera several KiB.
+        async with shared_session() as http:
+            await Agent(UplinkSettings.from_environment(), config.gateway_uuid(), ProbeSettings.from_environment(),
+                        client_factory=functools.partial(TunnelClient, http=http)).run(stop)
 
     raise_open_files_limit()  # a socket per tunnel and per viewer connection
     try:

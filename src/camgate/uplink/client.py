@@ -21,6 +21,7 @@ import aiohttp
 
 from camgate.core import TunnelState
 
+from .client_http import DEFAULT_HTTP_TIMEOUT, client_timeout
 from .connection import Role, TunnelConnection
 from .enrollment import enrollment_headers
 from .flow import FlowLimits
@@ -115,9 +116,11 @@ class TunnelClient:
         slow_retry: SlowRetry = SlowRetry(),
         limits: FlowLimits = FlowLimits(),
         liveness: LivenessTimes = LivenessTimes(),
-        http_timeout: float = 20.0,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        http: aiohttp.ClientSession | None = None,
     ) -> None:
         self.spec = spec
+        self._http = http  # shared with other clients (client_http.py); None: its own
         self._on_status = on_status
         self._backoff = backoff
         self._slow_retry = slow_retry
@@ -186,8 +189,9 @@ class TunnelClient:
     # --- the loop ----------------------------------------------------------------
 
     async def _keep_up(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, connect=self._http_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with contextlib.AsyncExitStack() as own:
+            http = self._http or await own.enter_async_context(
+                aiohttp.ClientSession(timeout=client_timeout(self._http_timeout)))
             failures = 0
             slow_since: float | None = None
             last_loss: float | None = None

@@ -36,6 +36,7 @@ from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
 from .connection import Role, TunnelConnection
 from .enrollment import ENROLLMENT_HEADER, presents_secret
+from .port_picker import PortPicker
 from .protocol import SUBPROTOCOL, Forward, ProtocolError, PublicEndpoint
 from .relay_admin import RelayAdminApi
 from .relay_config import RelayConfig, _host_port
@@ -64,6 +65,7 @@ class RelayServer:
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
         self.guard = ConnectionGuard(config.connections)
+        self.ports = PortPicker(config.port_range)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.admin = RelayAdminApi(self, config.admin_token)
@@ -409,34 +411,27 @@ class RelayServer:
         loop = asyncio.get_running_loop()
         remembered = await self.store.port_for(tunnel.camid, forward.name)
         taken = await self.store.ports_in_use()
-        for port in self._candidate_ports(remembered, taken):
+        for port in self.ports.candidates(remembered, taken):
+            self.ports.binding.add(port)
             try:
-                server = await loop.create_server(
-                    lambda: tunnel.session.viewer_protocol(index), self.config.host, port, reuse_address=True
-                )
-            except OSError as exc:
-                if port == remembered:
-                    log.warning(
-                        "relay camid %d: forward %s cannot keep port %d (%s); picking another",
-                        tunnel.camid, forward.name, port, exc.strerror,
+                try:
+                    server = await loop.create_server(
+                        lambda: tunnel.session.viewer_protocol(index), self.config.host, port, reuse_address=True
                     )
-                continue
-            bound = server.sockets[0].getsockname()[1]
-            if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
-                return server
-            server.close()  # leased meanwhile to another device of this node
+                except OSError as exc:
+                    if port == remembered:
+                        log.warning(
+                            "relay camid %d: forward %s cannot keep port %d (%s); picking another",
+                            tunnel.camid, forward.name, port, exc.strerror,
+                        )
+                    continue
+                bound = server.sockets[0].getsockname()[1]
+                if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
+                    return server
+                server.close()  # leased meanwhile to another device of this node
+            finally:
+                self.ports.binding.discard(port)
         return None
-
-    def _candidate_ports(self, remembered: int | None, taken: set[int]):
-        if remembered is not None:
-            yield remembered
-        if self.config.port_range is None:
-            yield 0
-            return
-        low, high = self.config.port_range
-        for port in range(low, high + 1):
-            if port not in taken:
-                yield port
 
 
 async def start_relay(config: RelayConfig) -> RelayServer:

@@ -1,8 +1,10 @@
 """What the relay must remember across restarts: devices and their public ports.
 
-Kept in memory and, when a path is given, in one JSON file rewritten atomically on
-every change; the file is small (a device is a few hundred bytes) and changes rarely
-(a device is added, a forward gets its first port). Access tokens are stored as issued,
+Kept in memory and, when a path is given, in one JSON file rewritten atomically after
+every change: at once, or, when ``deferred_save`` is set (the relay's FileStore), by
+the caller off the event loop, one write for all the changes made meanwhile (with 2000
+devices the file is half a megabyte, and a write per forward's first port took minutes
+of the event loop when they all connected at once). Access tokens are stored as issued,
 because provisioning hands them out again; device passwords only as a SHA-256 digest,
 because they are only ever compared.
 
@@ -21,8 +23,9 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,14 @@ class Device:
         return hmac.compare_digest(self.password_sha256, _digest(password.upper()))
 
 
+class Snapshot(NamedTuple):
+    """The state at one moment, copied cheaply (shallow) to be written elsewhere."""
+
+    devices: list[Device]
+    ports: dict[str, int]
+    released: dict[str, float]
+
+
 class RelayStore:
     def __init__(
         self, path: str | os.PathLike[str] | None = None, previous_ports_grace: float = PREVIOUS_PORTS_GRACE_S
@@ -65,6 +76,8 @@ class RelayStore:
         # Keys of the previous set (in _ports too), with the wall-clock time they left
         # the device's forwards: wall clock, because it must mean the same after a restart.
         self._released: dict[str, float] = {}
+        # Called instead of writing the file, when the owner writes it (see the module doc).
+        self.deferred_save: Callable[[], None] | None = None
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -195,24 +208,38 @@ class RelayStore:
     def _save(self) -> None:
         if self.path is None:
             return
-        data = {
-            "version": STATE_VERSION,
-            "devices": [asdict(d) for d in self.devices()],
-            "ports": dict(sorted(self._ports.items())),
-            "released": dict(sorted(self._released.items())),
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".relay-state-", dir=self.path.parent)
+        if self.deferred_save is not None:
+            self.deferred_save()
+            return
+        write_snapshot(self.path, self.snapshot())
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(list(self._devices.values()), dict(self._ports), dict(self._released))
+
+
+def write_snapshot(path: Path, snapshot: Snapshot) -> None:
+    """Write ``snapshot`` to the state file at ``path`` atomically (a temporary file,
+    fsync'ed, renamed over it). Needs no event loop: may run in a thread."""
+    data = {
+        "version": STATE_VERSION,
+        "devices": [dict(vars(d)) for d in sorted(snapshot.devices, key=lambda d: d.camid)],  # asdict, without its deep copy
+        "ports": dict(sorted(snapshot.ports.items())),
+        "released": dict(sorted(snapshot.released.items())),
+    }
+    # dumps, not dump: only the one-shot encoder is the C one (about 10 times faster).
+    text = json.dumps(data, separators=(",", ":"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".relay-state-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)  # it holds access tokens
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), 0o600)  # it holds access tokens
-                json.dump(data, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

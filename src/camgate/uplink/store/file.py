@@ -4,11 +4,13 @@ zero setup. The default, and what `camgate run`'s embedded relay uses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 from ..ratelimit import FailureLimiter
 from ..relay_store import PREVIOUS_PORTS_GRACE_S, Device, RelayStore
-from .base import ENROLLED_CAMID_BASE, RelayStateStore
+from .base import ENROLLED_CAMID_BASE, RelayStateStore, StoreUnavailable
+from .file_writer import StateWriter
 
 
 class FileStore(RelayStateStore):
@@ -18,7 +20,17 @@ class FileStore(RelayStateStore):
         super().__init__()
         # Synchronous and in memory: what the relay's own code and tests may read directly.
         self.state = RelayStore(path, previous_ports_grace)
+        # Changes are written off the event loop; a device is on disk before it is answered.
+        self._writer = StateWriter(self.state) if path else None
         self._failures = FailureLimiter()
+
+    async def close(self) -> None:
+        with contextlib.suppress(StoreUnavailable):  # said in the log already
+            await self._saved()
+
+    async def _saved(self) -> None:
+        if self._writer is not None:
+            await self._writer.saved()
 
     async def devices(self) -> list[Device]:
         return self.state.devices()
@@ -41,13 +53,17 @@ class FileStore(RelayStateStore):
     ) -> tuple[Device | None, bool]:
         if only_new and self.state.device(camid) is not None:
             return None, False
-        return self.state.put_device(camid, cmngrid, access_token, serial, password)
+        result = self.state.put_device(camid, cmngrid, access_token, serial, password)
+        await self._saved()
+        return result
 
     async def next_enrolled_camid(self) -> int:
         return max([ENROLLED_CAMID_BASE - 1, *(d.camid for d in self.state.devices())]) + 1
 
     async def remove_device(self, camid: int) -> bool:
-        return self.state.remove_device(camid)
+        removed = self.state.remove_device(camid)
+        await self._saved()
+        return removed
 
     async def port_for(self, camid: int, forward_name: str) -> int | None:
         return self.state.port_for(camid, forward_name)
