@@ -36,7 +36,15 @@ def die_with_parent(parent_pid: int) -> None:
 def serve(bind: str, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from django.urls import get_resolver
+
     from camgate.wsgi import application
+
+    # Import the views now, once, rather than in each worker at its first request: the
+    # workers are forked from here and share what is already loaded (about half a
+    # second of CPU per worker, and memory shared instead of copied). Importing opens
+    # no database connection.
+    get_resolver().url_patterns
 
     class AppServer(BaseApplication):
         def load_config(self):
