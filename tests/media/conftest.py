@@ -14,7 +14,9 @@ from tests.support.cameras import RtspCamera
 from tests.support.processes import free_port
 
 CAMERA_SIZE = (352, 288)  # not a default anywhere, so a size that matches means something
-TIMEOUT_S = 3
+# A capture's deadline: the capture child imports FFmpeg's libraries before it can tell
+# "no video" from "no frame", which took over 3 s on two loaded cores.
+TIMEOUT_S = 5
 
 
 @pytest.fixture(scope="module")
