@@ -79,13 +79,17 @@ class PacedCamera:
                 ahead = sent / rate - (loop.time() - started) if rate else 0
                 if ahead > 0:
                     await asyncio.sleep(ahead)
+            # close, not abort: the transport may still hold the stream's last bytes
+            # (drain returns below its high-water mark), and abort would drop them.
+            writer.close()
         except (OSError, asyncio.IncompleteReadError):  # TimeoutError is an OSError
             pass  # the tunnel went away under the stream: the viewer sees it cut
         finally:
             waiting = self._waiting.get(seed)
             if waiting is not None and not waiting.done():
                 waiting.set_result((sent, digest.hexdigest()))
-            writer.transport.abort()
+            if not writer.transport.is_closing():
+                writer.transport.abort()
 
 
 INTACT, CORRUPT, CUT, NO_STREAM, STALLED = "intact", "corrupt", "cut", "no stream", "stalled"

@@ -71,8 +71,8 @@ class _Leg(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A socket transport, asyncio's or uvloop's (which is not an asyncio.Transport).
+        self.transport = transport  # type: ignore[assignment]
         # resume_writing then fires exactly when the connection wants to hear of a drain.
         high, low = self.session.connection.socket_water_marks
         transport.set_write_buffer_limits(high=high, low=low)
