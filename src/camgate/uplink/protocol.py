@@ -381,11 +381,15 @@ def encode_open(client_id: int, index: int) -> bytes:
     return _OPEN.pack(b"O", client_id, index)
 
 
-def encode_data(client_id: int, payload: bytes) -> bytes:
+def encode_data(client_id: int, payload: bytes | memoryview) -> bytearray:
+    """A D frame. A bytearray: its payload is copied once, and a client's WebSocket
+    writer masks it in place (ws_frames.py) instead of copying it again."""
     check_client_id(client_id)
     if not payload:
         raise ValueError("a D frame carries at least one byte")
-    return _HEAD.pack(b"D", client_id) + payload
+    frame = bytearray(_HEAD.pack(b"D", client_id))
+    frame += payload
+    return frame
 
 
 def encode_close(client_id: int) -> bytes:
@@ -419,8 +423,8 @@ def decode_frame(data: bytes) -> Frame:
     raise MalformedFrame(f"unknown command {command!r}")
 
 
-def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[bytes]:
+def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[bytearray]:
     """D frames carrying ``data`` with payloads of at most ``max_payload`` bytes."""
     view = memoryview(data)
     for start in range(0, len(view), max_payload):
-        yield _HEAD.pack(b"D", client_id) + view[start : start + max_payload]
+        yield encode_data(client_id, view[start : start + max_payload])
