@@ -5,6 +5,7 @@ every byte checked, and the CPU each of the two processes spends per delivered G
     python3 bench/viewers.py                   100, then 200 viewers, 60 s each
     python3 bench/viewers.py --quick           20, then 40 viewers, 8 s each
     python3 bench/viewers.py --viewers 200 --seconds 30 --profile DIR
+    python3 bench/viewers.py --baseline        also the same streams through one asyncio proxy
 
 For each count it starts a real `camgate relay` process and one tunnel-client process
 holding one tunnel per two viewers (bench/roles.py tunnel-fleet: camgate's TunnelClient,
@@ -17,6 +18,10 @@ user + system time from /proc/<pid>/stat over the measured window only, divided 
 bytes the viewers received in it. Other processes on the machine change the wall-clock
 rates and, less, the CPU per byte (a viewer that falls behind makes the relay buffer for
 it); compare figures of one run, or medians of runs taken in turns.
+
+With --baseline, the same viewers then stream through one plain asyncio TCP proxy process
+(bench/roles.py proxy) instead of the tunnel: the cost of reading and writing each byte
+once in Python, which neither tunnel process can go below.
 
 With --profile DIR, py-spy (if installed) samples both processes during each window and
 writes their collapsed stacks (`<process>-<viewers>.txt`, for flamegraph.pl or
@@ -36,13 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's camgate and bench, first
 
-from bench.common import ROLES, Children, Context, first_json_line, free_port_range, note, start_command  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROLES, Children, Context, first_json_line, free_port_range, note, spawn_role, start_command,
+)
 from bench.gateway import cpu_seconds  # noqa: E402
 from bench.report import MB, Row, format_table  # noqa: E402
 from bench.streams import (  # noqa: E402
@@ -62,10 +69,24 @@ class Plan:
     seconds: float  # the measured window
     warmup: float  # streaming before the window opens
     rate: int  # bytes per second of each stream
+    # Also carry the same streams through one plain asyncio TCP proxy process (bench/roles.py
+    # proxy): what forwarding them costs Python at all, read and written once, no tunnel.
+    baseline: bool = False
 
 
 FULL = Plan((100, 200), 2, 60.0, 5.0, MB)
 QUICK = Plan((20, 40), 2, 8.0, 2.0, MB)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one measured window saw."""
+
+    per_gb: dict[str, float]  # core-seconds per delivered GB, by process
+    busy: dict[str, float]  # cores, by process
+    rate: float  # MB/s delivered
+    intact: int
+    errors: list[str]
 
 
 def run(ctx: Context) -> list[Row]:
@@ -105,7 +126,7 @@ async def _one_count(plan: Plan, count: int, tmp: Path, children: Children, prof
     camera = await PacedCamera(hashed=False).start()
     try:
         relay_port, admin = free_port(), secrets.token_hex(16)
-        low, high = free_port_range(tunnels + 10)
+        low, high = free_port_range(2 * tunnels + 20)  # room for ports others take meanwhile
         relay = children.spawn(
             [sys.executable, "-m", "camgate.cli", "relay", "--host", "127.0.0.1", "--port", str(relay_port),
              "--state", str(run_dir / "relay-state.json"), "--port-range", f"{low}-{high}"],
@@ -141,13 +162,34 @@ async def _one_count(plan: Plan, count: int, tmp: Path, children: Children, prof
         for camid in camids:
             _, lookup = await asyncio.to_thread(http_json, "GET", f"{relay_url}/api/device/{camid}", headers=admin_headers)
             ports.append(lookup["forwards"][0]["proxy_port"])
-        return await _measure(plan, count, ports, camera, {"relay": relay.pid, "agent": agent.pid}, profile, problems)
+        got = await _measure(plan, count, ports, camera, {"relay": relay.pid, "agent": agent.pid}, profile, problems)
+        proxy = None
+        if plan.baseline:
+            children.stop_all()
+            note(f"{NUMBER}. {count} viewers: the same through one asyncio proxy")
+            process, said = await asyncio.to_thread(spawn_role, children, run_dir, "proxy", ["--target", f"127.0.0.1:{camera.port}"])
+            proxy = await _measure(plan, count, [said["port"]], camera, {"proxy": process.pid}, None, problems)
     finally:
         camera.close()
+    what = f"{count} viewers × {plan.rate / MB:g} MB/s ({tunnels} tunnels), {plan.seconds:g} s"
+    met = all(v <= GOAL for v in got.per_gb.values()) and not got.errors
+    rows = [
+        Row(NUMBER, f"{what}: core-seconds per delivered GB, relay / agent",
+            f"{got.per_gb['relay']:.2f} / {got.per_gb['agent']:.2f}",
+            f"{proxy.per_gb['proxy']:.2f} (one asyncio proxy)" if proxy else "—",
+            f"goal ≤ {GOAL:g} each: {'met' if met else 'not met'}"),
+        Row(NUMBER, f"  cores busy, relay / agent; delivered (asked {count * plan.rate / MB:g} MB/s)",
+            f"{got.busy['relay']:.2f} / {got.busy['agent']:.2f}; {got.rate:.1f} MB/s",
+            f"{proxy.busy['proxy']:.2f}; {proxy.rate:.1f} MB/s" if proxy else "—"),
+        Row(NUMBER, "  streams received whole, every byte the camera's",
+            f"{got.intact}/{count}" + (f"; {', '.join(got.errors)}" if got.errors else ""),
+            f"{proxy.intact}/{count}" if proxy else "—", f"all {count}"),
+    ]
+    return rows
 
 
 async def _measure(plan: Plan, count: int, ports: list[int], camera: PacedCamera, pids: dict[str, int],
-                   profile: Path | None, problems: list[str]) -> list[Row]:
+                   profile: Path | None, problems: list[str]) -> Window:
     tally, seeds = Tally(), itertools.count(1)
     # One stream each, long enough for the whole window: the viewers' last bytes arrive
     # just after it closes, and then every stream is checked whole.
@@ -172,18 +214,11 @@ async def _measure(plan: Plan, count: int, ports: list[int], camera: PacedCamera
         raise broken[0]
     o = tally.outcomes
     errors = [f"{o[k]} {k}" for k in (CORRUPT, CUT, STALLED, NO_STREAM) if o[k]] + tally.notes
-    problems += [f"{count} viewers: {e}" for e in errors]
-    per_gb = {n: c / (delivered / GB) if delivered else float("inf") for n, c in cpu.items()}
-    what = f"{count} viewers × {plan.rate / MB:g} MB/s ({len(ports)} tunnels), {seconds:.0f} s"
-    met = all(v <= GOAL for v in per_gb.values()) and not errors
-    return [
-        Row(NUMBER, f"{what}: core-seconds per delivered GB, relay / agent",
-            f"{per_gb['relay']:.2f} / {per_gb['agent']:.2f}", f"≤ {GOAL:g} each (goal)", "met" if met else "not met"),
-        Row(NUMBER, f"  cores busy, relay / agent; delivered (asked {count * plan.rate / MB:g} MB/s)",
-            f"{cpu['relay'] / seconds:.2f} / {cpu['agent'] / seconds:.2f}; {delivered / MB / seconds:.1f} MB/s"),
-        Row(NUMBER, "  streams received whole, every byte the camera's",
-            f"{o[INTACT]}/{count}" + (f"; {', '.join(errors)}" if errors else ""), f"{count}/{count}"),
-    ]
+    problems += [f"{count} viewers ({', '.join(pids)}): {e}" for e in errors]
+    return Window(
+        per_gb={n: c / (delivered / GB) if delivered else float("inf") for n, c in cpu.items()},
+        busy={n: c / seconds for n, c in cpu.items()}, rate=delivered / MB / seconds, intact=o[INTACT], errors=errors,
+    )
 
 
 _PATTERN_BYTES = _WRAPPED.obj  # bytes: slices compare with memcmp (memoryviews byte by byte)
@@ -284,13 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viewers", help="comma-separated viewer counts (default 100,200; --quick 20,40)")
     parser.add_argument("--seconds", type=float, help="the measured window (default 60; --quick 8)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy's collapsed stacks of both processes, per count")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also carry the same streams through one plain asyncio proxy process, for comparison")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.baseline:
+        plan = replace(plan, baseline=True)
     try:
         if args.viewers:
-            plan = Plan(tuple(int(v) for v in args.viewers.split(",")), plan.per_tunnel, plan.seconds, plan.warmup, plan.rate)
+            plan = replace(plan, viewers=tuple(int(v) for v in args.viewers.split(",")))
         if args.seconds is not None:
-            plan = Plan(plan.viewers, plan.per_tunnel, args.seconds, plan.warmup, plan.rate)
+            plan = replace(plan, seconds=args.seconds)
     except ValueError:
         parser.error(f"--viewers takes numbers separated by commas, not {args.viewers!r}")
     if not plan.viewers or min(plan.viewers) < 1 or plan.seconds <= 0:
