@@ -31,6 +31,11 @@ class Limits:
     # (4096 by default); a relay must accept any D payload up to at least 64 KiB.
     reference_payload: int = 4096
     relay_accepts_payload: int = 64 * 1024
+    # What a camgate end takes from another (the extension's max_payload): a 256 KiB
+    # socket read (asyncio's and uvloop's read size) goes as one D frame, not four, which
+    # costs each end about a quarter less CPU per byte at full speed (bench/viewers.py's
+    # neighbours in bench/throughput.py). Well under the 1 MiB WebSocket message limit.
+    camgate_payload: int = 256 * 1024
 
 
 LIMITS = Limits()
@@ -224,7 +229,7 @@ def parse_hello(text: str | bytes) -> Hello:
 #   "flow": 1                  the sender takes and honours per-connection pause/resume
 #   "pause": [ids]             stop reading these connections' sockets until resume
 #   "resume": [ids]            read them again
-#   "max_payload": n           (relay only) the largest D payload it takes
+#   "max_payload": n           the largest D payload the sender takes
 #   "forwards": [{"name", "proxy_host", "proxy_port"}]   (relay only) its public ports
 # Unknown keys are ignored, so later versions can add some.
 
