@@ -214,8 +214,13 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    role = {"tunnel-client": tunnel_client, "tunnel-fleet": tunnel_fleet, "proxy": proxy}[args.role]
-    asyncio.run(role(args))
+    if args.role == "proxy":
+        asyncio.run(proxy(args))  # the baseline: Python's own loop, as a plain asyncio program
+        return
+    from camgate import event_loop
+
+    # The gateway's end of tunnels: on the loop camgate's agent and `camgate uplink` choose.
+    event_loop.run({"tunnel-client": tunnel_client, "tunnel-fleet": tunnel_fleet}[args.role](args))
 
 
 if __name__ == "__main__":

@@ -81,9 +81,9 @@ def test_flow_control_is_used_once_both_ends_offered_it(peer_first):
     assert conn.flow_active
 
 
-def test_the_client_offers_flow_and_64_kib_payloads_right_after_its_hello():
+def test_the_client_offers_flow_and_256_kib_payloads_right_after_its_hello():
     conn = connection(Role.CLIENT)
-    assert frames(conn.announce()) == [{"camgate": 1, "flow": 1, "max_payload": 65536}]
+    assert frames(conn.announce()) == [{"camgate": 1, "flow": 1, "max_payload": 262144}]
 
 
 def test_a_client_that_does_not_offer_flow_says_nothing_and_never_uses_it():
@@ -97,7 +97,7 @@ def test_the_relay_says_its_ports_its_payload_and_its_offer():
     conn = connection(Role.RELAY)
     ports = (PublicEndpoint("rtsp", "relay.example", 20001),)
     assert frames(conn.announce(ports)) == [{
-        "camgate": 1, "flow": 1, "max_payload": 65536,
+        "camgate": 1, "flow": 1, "max_payload": 262144,
         "forwards": [{"name": "rtsp", "proxy_host": "relay.example", "proxy_port": 20001}],
     }]
     client = connection(Role.CLIENT)
@@ -133,14 +133,17 @@ def test_relay_sends_at_most_what_the_hello_allows_and_never_over_64_kib():
     assert big.send_payload_max == 64 * KIB
 
 
-def test_the_peers_max_payload_raises_the_size_to_64_kib_at_most_and_never_shrinks_it():
+def test_the_peers_max_payload_raises_the_size_to_256_kib_at_most_and_never_shrinks_it():
     conn = connection(Role.CLIENT)  # its hello said 4096
     conn.receive_text(build_extension(max_payload=1000))
     assert conn.send_payload_max == 4096
+    conn.receive_text(build_extension(max_payload=70_000))
+    assert conn.send_payload_max == 70_000
     conn.receive_text(build_extension(max_payload=1 << 20))
-    assert conn.send_payload_max == 64 * KIB
+    assert conn.send_payload_max == 256 * KIB
     channel = camera(conn)
-    assert [len(f.payload) for f in frames(conn.send_data(channel, b"y" * 70_000))] == [65536, 70_000 - 65536]
+    sizes = [len(f.payload) for f in frames(conn.send_data(channel, b"y" * 300_000))]
+    assert sizes == [256 * KIB, 300_000 - 256 * KIB]
 
 
 # --- frames and ids -------------------------------------------------------------------

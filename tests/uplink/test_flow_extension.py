@@ -89,9 +89,9 @@ async def test_two_camgate_ends_turn_flow_control_on(relay, camera, make_client)
     client, tunnel = await flow_tunnel(relay, cam.port, 2000, make_client)
     at_relay, at_client = tunnel.session.connection, client.session.connection
     await wait_until(lambda: at_relay.flow_active and at_client.flow_active, what="flow control on")
-    # Both ends also agreed on 64 KiB D payloads, each way (the hello still says 4096).
-    await wait_until(lambda: at_relay.send_payload_max == at_client.send_payload_max == 65536,
-                     what="64 KiB payloads both ways")
+    # Both ends also agreed on 256 KiB D payloads, each way (the hello still says 4096).
+    await wait_until(lambda: at_relay.send_payload_max == at_client.send_payload_max == 256 * 1024,
+                     what="256 KiB payloads both ways")
 
 
 async def test_client_offers_flow_to_a_reference_relay_which_ignores_it(camera, make_client, aiohttp_fake_relay):
@@ -105,7 +105,7 @@ async def test_client_offers_flow_to_a_reference_relay_which_ignores_it(camera, 
     frame = decode_frame((await ws.receive()).data)
     assert frame.payload == b"ping"
     # The offer came right after the hello, as a TEXT the reference relay sets aside...
-    assert [json.loads(t) for t in aiohttp_fake_relay.texts] == [{"camgate": 1, "flow": 1, "max_payload": 65536}]
+    assert [json.loads(t) for t in aiohttp_fake_relay.texts] == [{"camgate": 1, "flow": 1, "max_payload": 262144}]
     # ...and as that relay never offers flow control, the client does not use it.
     assert not client.session.connection.flow_active
 

@@ -71,6 +71,7 @@ def test_relay_command_serves_tls_and_keeps_devices_across_restarts(tmp_path, ce
         assert status == 200  # the device and its token survived the restart
     assert ADMIN not in (tmp_path / "relay.log").read_text()
     assert body["access_token"] not in (tmp_path / "relay.log").read_text()
+    assert "event loop: uvloop" in (tmp_path / "relay.log").read_text()  # installed, so chosen
 
 
 def test_relay_command_refuses_half_a_tls_pair(tmp_path, certificate):

@@ -423,8 +423,9 @@ async def test_viewer_that_stops_reading_does_not_stall_another(open_viewer, mak
     assert worst < limits.stall_timeout + 0.5
     await wait_until(lambda: "reader is too slow" in caplog.text, what="the slow viewer to be closed")
     # What the relay held for the stalled viewer stayed near its bound (plus at most one
-    # D payload), and the client never queued much more than its bound for the relay.
-    assert session.connection.peak_connection_buffer <= limits.per_connection_max + 64 * 1024
+    # D payload, of the size the two camgate ends agreed), and the client never queued
+    # much more than its bound for the relay.
+    assert session.connection.peak_connection_buffer <= limits.per_connection_max + client.session.connection.send_payload_max
     assert client.session.connection.peak_queued_to_websocket <= limits.to_websocket + 300 * 1024
     assert relay.buffered_bytes() < limits.per_tunnel
     await wait_until(lambda: cam.open_connections == 1, what="the camera stream to be closed")
@@ -464,8 +465,9 @@ async def test_camera_that_stops_reading_does_not_stall_another(open_viewer, mak
     await wait_until(lambda: "reader is too slow" in caplog.text, what="the camera connection to be dropped")
     assert await read_eof(flood_reader) == b""
     await asyncio.wait_for(flooding, 5)
-    # Per-connection bound plus at most one D payload (the relay sends 4096-byte ones).
-    assert client.session.connection.peak_connection_buffer <= limits.per_connection_max + 4096
+    # Per-connection bound plus at most one D payload (of the size the client announced).
+    relay_payload = relay.tunnel(1014).session.connection.send_payload_max
+    assert client.session.connection.peak_connection_buffer <= limits.per_connection_max + relay_payload
 
 
 SMALL = FlowLimits(per_connection=128 * 1024, per_connection_max=512 * 1024, stall_timeout=0.5)

@@ -17,7 +17,7 @@ import signal
 from dataclasses import replace
 from typing import Callable
 
-from camgate import config
+from camgate import config, event_loop
 from camgate.agent import health_store, store
 from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
@@ -278,6 +278,6 @@ def run_agent() -> None:
 
     raise_open_files_limit()  # a socket per tunnel and per viewer connection
     try:
-        asyncio.run(main())
+        event_loop.run(main())
     finally:
         os.close(lock)

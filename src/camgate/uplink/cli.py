@@ -21,6 +21,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from camgate import event_loop
 from camgate.core import TunnelState
 
 from .protocol import LIMITS, Forward, ProtocolError, check_forwards, parse_forward
@@ -166,7 +167,7 @@ def run_uplink_command(args: argparse.Namespace, environ: Mapping[str, str] = os
         except InvalidToken as exc:
             _say(f"invalid token: {exc}")
             return EXIT_INVALID_TOKEN
-    status = asyncio.run(run_tunnel(spec))
+    status = event_loop.run(run_tunnel(spec))
     if status.state is TunnelState.FAILED:
         _say(status.reason)
         return EXIT_INVALID_TOKEN if status.reason.startswith("invalid token") else EXIT_FAILED

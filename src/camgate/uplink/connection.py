@@ -68,8 +68,8 @@ class TunnelConnection:
         self.limits = limits
         # What each end may put in one D payload until the peer says more: the hello's
         # websocket_buffer_size (the reference agent's own limit; it is also what it
-        # takes). The relay never sends more than 64 KiB, whatever a hello says, since
-        # larger frames gain nothing and cost memory per message.
+        # takes). The relay never sends more than 64 KiB on a hello's word alone: only
+        # a camgate client's max_payload (the extension) raises it further.
         size = hello.websocket_buffer_size
         self.send_payload_max = size if role is Role.CLIENT else min(size, LIMITS.relay_accepts_payload)
         self.table: ConnectionTable[Channel] = ConnectionTable(max_connections)
@@ -114,7 +114,7 @@ class TunnelConnection:
         """This end's camgate extension message, sent right after the hello.
 
         It offers the flow extension (unless ``limits.announce_flow`` is off) and D
-        payloads up to 64 KiB; the relay adds its public ports. A client that does not
+        payloads up to 256 KiB (``LIMITS.camgate_payload``); the relay adds its public ports. A client that does not
         offer flow control says nothing at all, exactly as the reference agent.
         """
         if self.role is Role.CLIENT and endpoints is not None:
@@ -127,7 +127,7 @@ class TunnelConnection:
             return NOTHING
         self._flow_offered = flow
         events: list[Event] = []
-        self._queue(events, build_extension(flow=flow, max_payload=LIMITS.relay_accepts_payload, endpoints=endpoints))
+        self._queue(events, build_extension(flow=flow, max_payload=LIMITS.camgate_payload, endpoints=endpoints))
         if self.flow_active:
             self._flow_on(events)
         return events
@@ -171,10 +171,10 @@ class TunnelConnection:
                 if self.flow_active:
                     self._flow_on(events)
         if extension.max_payload is not None:
-            # The peer takes D payloads this large (it would accept them from anyone: a
-            # relay must take 64 KiB); larger ones gain nothing and cost memory, and a
-            # smaller offer never shrinks what the hello already allows.
-            offered = min(extension.max_payload, LIMITS.relay_accepts_payload)
+            # The peer takes D payloads this large (a relay must take 64 KiB from anyone);
+            # past what camgate's ends take from each other, larger ones gain nothing and
+            # cost memory, and a smaller offer never shrinks what the hello allows.
+            offered = min(extension.max_payload, LIMITS.camgate_payload)
             self.send_payload_max = max(self.send_payload_max, offered)
         if extension.pause or extension.resume:
             if not self._flow_offered:

@@ -77,7 +77,7 @@ class GuardedConnection(asyncio.Protocol):
     def __init__(self, guard: ConnectionGuard, key: str) -> None:
         self.guard = guard
         self.key = key
-        self.raw: asyncio.Transport | None = None  # the TCP transport, under any TLS
+        self.raw: asyncio.Transport | None = None  # the TCP transport, or TLS over it
         self.transport: asyncio.BaseTransport | None = None  # what aiohttp was given
         self.inner: asyncio.Protocol | None = None
         self.busy = False  # a request is being handled
@@ -85,23 +85,18 @@ class GuardedConnection(asyncio.Protocol):
         # Bytes of the next request have arrived, so its header deadline runs. A new
         # connection's runs from the start: it has no reason to wait before speaking.
         self.heard = True
-        # TLS bytes decrypted between the end of the handshake and start_tls returning.
-        self._early: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
         self.opened = asyncio.get_running_loop().time()
 
     # --- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.raw = transport
-        self._arm(self.guard.limits.header_timeout)  # the TLS handshake counts too
-        if self.guard.ssl_context is None:
-            self._attach(transport)
-        else:
-            # Before start_tls takes over the socket no byte may reach us.
-            transport.pause_reading()
-            self.guard.spawn(self._start_tls())
+        # A socket transport (asyncio's or uvloop's, which is not an asyncio.Transport),
+        # its TLS handshake done if the port speaks TLS: that counts against the header
+        # time too.
+        self.raw = transport  # type: ignore[assignment]
+        self._arm(max(0.0, self.opened + self.guard.limits.header_timeout - asyncio.get_running_loop().time()))
+        self._attach(transport)
 
     def data_received(self, data: bytes) -> None:
         if not self.heard and not self.busy and not self.trusted:
@@ -109,8 +104,6 @@ class GuardedConnection(asyncio.Protocol):
             self._arm(self.guard.limits.header_timeout)  # the next request has begun
         if self.inner is not None:
             self.inner.data_received(data)
-        else:
-            self._early.append(data)
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received() if self.inner is not None else None
@@ -133,32 +126,11 @@ class GuardedConnection(asyncio.Protocol):
 
     # --- the guard's side -----------------------------------------------------------
 
-    async def _start_tls(self) -> None:
-        assert self.raw is not None
-        loop = asyncio.get_running_loop()
-        try:
-            tls = await loop.start_tls(
-                self.raw, self, self.guard.ssl_context, server_side=True,
-                ssl_handshake_timeout=self.guard.limits.header_timeout,
-            )
-        except Exception:  # noqa: BLE001 - any failed or abandoned handshake is the peer's
-            # asyncio has closed the socket.
-            self._disarm()
-            self.guard.release(self)
-            return
-        if tls is None or self.raw.is_closing():
-            self.guard.release(self)
-            return
-        self._attach(tls)
-
     def _attach(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.guard.by_transport[transport] = self
         self.inner = self.guard.handler_factory()
         self.inner.connection_made(transport)
-        early, self._early = self._early, []
-        for data in early:
-            self.inner.data_received(data)
 
     def request_started(self) -> None:
         self.busy = True
@@ -222,9 +194,14 @@ class ConnectionGuard:
         self.spawn(self._serve(conn, sock))
 
     async def _serve(self, conn: GuardedConnection, sock: socket.socket) -> None:
+        # The TLS handshake is the loop's, before the connection sees a byte: a protocol
+        # that called start_tls itself would lose the ClientHello under uvloop, which
+        # starts reading as soon as connection_made returns.
+        tls = {} if self.ssl_context is None else {
+            "ssl": self.ssl_context, "ssl_handshake_timeout": self.limits.header_timeout}
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(lambda: conn, sock)
-        except Exception:  # noqa: BLE001 - the peer went before its transport was made
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: conn, sock, **tls)
+        except Exception:  # noqa: BLE001 - the peer went (or failed its handshake) before its transport was made
             sock.close()
             self.release(conn)
 

@@ -31,6 +31,11 @@ class Limits:
     # (4096 by default); a relay must accept any D payload up to at least 64 KiB.
     reference_payload: int = 4096
     relay_accepts_payload: int = 64 * 1024
+    # What a camgate end takes from another (the extension's max_payload): a 256 KiB
+    # socket read (asyncio's and uvloop's read size) goes as one D frame, not four, which
+    # costs each end about a quarter less CPU per byte at full speed (bench/viewers.py's
+    # neighbours in bench/throughput.py). Well under the 1 MiB WebSocket message limit.
+    camgate_payload: int = 256 * 1024
 
 
 LIMITS = Limits()
@@ -224,7 +229,7 @@ def parse_hello(text: str | bytes) -> Hello:
 #   "flow": 1                  the sender takes and honours per-connection pause/resume
 #   "pause": [ids]             stop reading these connections' sockets until resume
 #   "resume": [ids]            read them again
-#   "max_payload": n           (relay only) the largest D payload it takes
+#   "max_payload": n           the largest D payload the sender takes
 #   "forwards": [{"name", "proxy_host", "proxy_port"}]   (relay only) its public ports
 # Unknown keys are ignored, so later versions can add some.
 
@@ -381,11 +386,15 @@ def encode_open(client_id: int, index: int) -> bytes:
     return _OPEN.pack(b"O", client_id, index)
 
 
-def encode_data(client_id: int, payload: bytes) -> bytes:
+def encode_data(client_id: int, payload: bytes | memoryview) -> bytearray:
+    """A D frame. A bytearray: its payload is copied once, and a client's WebSocket
+    writer masks it in place (ws_frames.py) instead of copying it again."""
     check_client_id(client_id)
     if not payload:
         raise ValueError("a D frame carries at least one byte")
-    return _HEAD.pack(b"D", client_id) + payload
+    frame = bytearray(_HEAD.pack(b"D", client_id))
+    frame += payload
+    return frame
 
 
 def encode_close(client_id: int) -> bytes:
@@ -419,8 +428,8 @@ def decode_frame(data: bytes) -> Frame:
     raise MalformedFrame(f"unknown command {command!r}")
 
 
-def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[bytes]:
+def split_payload(client_id: int, data: bytes, max_payload: int) -> Iterator[bytearray]:
     """D frames carrying ``data`` with payloads of at most ``max_payload`` bytes."""
     view = memoryview(data)
     for start in range(0, len(view), max_payload):
-        yield _HEAD.pack(b"D", client_id) + view[start : start + max_payload]
+        yield encode_data(client_id, view[start : start + max_payload])

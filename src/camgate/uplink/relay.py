@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from camgate import event_loop
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
 
@@ -457,4 +458,4 @@ def run_relay(config: RelayConfig) -> None:
             await server.close()
 
     raise_open_files_limit()  # before the guard sizes its cap from the limit
-    asyncio.run(main())
+    event_loop.run(main())

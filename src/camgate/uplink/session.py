@@ -28,6 +28,7 @@ from .flow import Channel
 from .heap import steady_heap
 from .liveness import Liveness
 from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
+from .ws_frames import direct_frames
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ class _Leg(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A socket transport, asyncio's or uvloop's (which is not an asyncio.Transport).
+        self.transport = transport  # type: ignore[assignment]
         # resume_writing then fires exactly when the connection wants to hear of a drain.
         high, low = self.session.connection.socket_water_marks
         transport.set_write_buffer_limits(high=high, low=low)
@@ -110,7 +111,14 @@ class TunnelSession:
         self._liveness_times = liveness
         self._on_endpoints = on_endpoints
         self._legs: set[_Leg] = set()  # every leg with a channel until its socket is gone
-        self._out: deque[bytes | str] = deque()
+        self._out: deque[bytes | bytearray | str] = deque()
+        # BINARY messages written at once while nothing waits in _out (ws_frames.py). Their
+        # bytes are reported sent once the events that queued them are all carried out:
+        # a pause among those events must not land after the resume that sending them
+        # earns (the connection decided both as if the frames were still queued).
+        self._direct = direct_frames(ws)
+        self._unreported = 0
+        self._applying = 0
         self._out_ready = asyncio.Event()
         self._socket_drained = asyncio.Event()
         self._ended = False
@@ -190,13 +198,28 @@ class TunnelSession:
 
     def _apply(self, events: Sequence[ev.Event]) -> None:
         handlers = self._handlers
-        for event in events:
-            handlers[type(event)](event)
+        self._applying += 1
+        try:
+            for event in events:
+                handlers[type(event)](event)
+        finally:
+            self._applying -= 1
+        if self._unreported and not self._applying:
+            size, self._unreported = self._unreported, 0
+            events = self.connection.sent(size)
+            if events:
+                self._apply(events)
 
     def _send(self, event: ev.Send) -> None:
-        if not self._ended:
-            self._out.append(event.message)
-            self._out_ready.set()
+        if self._ended:
+            return
+        message, direct = event.message, self._direct
+        if not self._out and direct is not None and type(message) is not str and direct.writable:
+            direct.write(message)
+            self._unreported += len(message)  # reported at the end of _apply
+            return
+        self._out.append(message)
+        self._out_ready.set()
 
     def _drop(self, event: ev.Dropped) -> None:
         log.warning("%s: closing connection %s: %s", self.label, event.client_id, event.reason)
