@@ -33,6 +33,24 @@ def die_with_parent(parent_pid: int) -> None:
         sys.exit(1)
 
 
+# A stop signal that reaches a worker between its fork and the moment it installs its own
+# handlers runs the master's handler, copied into the worker: it is queued in the worker's
+# copy of the master's signal queue and never acted on, and the master then waits its
+# whole graceful timeout (8 s) for that worker. Seen whenever `camgate web` was stopped
+# while a worker was still booting. The worker looks in that queue once its own handlers
+# are in place, and stops if a stop was asked.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+
+
+def remember_master_signals(server, worker) -> None:
+    worker.master_signals = server.SIG_QUEUE  # this process's copy, as the master's handler fills it
+
+
+def stop_if_asked_while_booting(worker) -> None:
+    if STOP_SIGNALS & set(worker.master_signals):
+        worker.alive = False
+
+
 def serve(bind: str, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -63,6 +81,8 @@ def serve(bind: str, workers: int) -> None:
             self.cfg.set("forwarded_allow_ips", "")
             self.cfg.set("secure_scheme_headers", {})
             self.cfg.set("forwarder_headers", "")
+            self.cfg.set("post_fork", remember_master_signals)
+            self.cfg.set("post_worker_init", stop_if_asked_while_booting)
 
         def load(self):
             return application
