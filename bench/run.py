@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's camgate and bench, first
 
-from bench import add_camera, memory, recovery, relay_scale, throughput, vxg  # noqa: E402
+from bench import add_camera, memory, recovery, relay_scale, throughput, viewers, vxg  # noqa: E402
 from bench.common import STARTED, Children, Context, start_command  # noqa: E402
 from bench.report import Row, format_table  # noqa: E402
 
@@ -45,7 +45,7 @@ PARTS = (
     Part(("3",), add_camera.run),  # add-camera to the first RTSP answer through the relay
     Part(("4",), recovery.run),  # tunnels' downtime across a relay restart
     Part(("5",), memory.run),  # the agent's memory with 0, 100 and 500 cameras
-    # ("6",): CPU per delivered GB with 100 and 200 viewers (bench/viewers.py), issue 14 item 2
+    Part(("6",), viewers.run),  # CPU seconds per delivered GB of relay and agent, 100 and 200 viewers of 1 MB/s
     Part(("7",), relay_scale.run),  # 2000 idle devices on one relay: RSS per tunnel, connect time, provisioning storm
 )
 
