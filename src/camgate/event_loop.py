@@ -1,4 +1,4 @@
-"""The event loop of camgate's tunnel processes (the relay, the agent, `camgate tunnel`).
+"""The event loop of camgate's tunnel processes (the relay, the agent, `camgate uplink`).
 
 uvloop (libuv under asyncio's API) when it is installed: its event loop and transports
 are C, where asyncio's select loop and socket transports are Python (and in Python 3.11
