@@ -32,13 +32,14 @@ SRC = ROOT / "src"
 sys.path[:0] = [str(SRC), str(ROOT)]
 os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 
+from bench.common import vm_kib  # noqa: E402
+from bench.gateway import cpu_seconds  # noqa: E402
 from bench.report import Row, fmt_mib, format_table  # noqa: E402
 from tests.support.processes import camgate_env, camgate_process, free_port  # noqa: E402
 
 SDP = (b"v=0\r\ns=bench\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
        b"a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z2QAKKzZQHgCJ+XARAAAAwAEAAADAMg8YMZY,aOvjyyLA\r\n"
        b"m=audio 0 RTP/AVP 0\r\n")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- the listeners (run as `bench/probe.py --listeners N`) ----------------------------
@@ -64,18 +65,6 @@ async def serve_listeners(count: int) -> None:
 
 
 # --- the measurement ------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def vm_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def count(db: Path, sql: str) -> int:
