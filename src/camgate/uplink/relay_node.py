@@ -30,6 +30,7 @@ class NodeKeeper:
         # count as this node's, or a heartbeat would forget their fresh holding.
         self.claiming: dict[int, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._checks: set[asyncio.Task[None]] = set()
         server.store.on_device_changed(self._device_changed)
 
@@ -37,24 +38,28 @@ class NodeKeeper:
         self._task = asyncio.get_running_loop().create_task(self._beat())
 
     async def stop(self) -> None:
-        for task in [self._task, *self._checks]:
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
-                except Exception as error:  # noqa: BLE001
-                    # Cancelled in the middle of a query, asyncpg may fail its own cleanup
-                    # ("another operation is in progress"): the node is stopping anyway.
-                    log.debug("node keeper: %s while stopping", type(error).__name__)
+        # Cancelling alone is not enough: asyncpg (on Python < 3.12) returns a result
+        # instead of raising CancelledError when the cancel lands as its operation
+        # completes, and the heartbeat would beat on with stop() awaiting it for ever.
+        # The flag ends the loop at its next turn then.
+        self._stopping = True
+        tasks = [task for task in (self._task, *self._checks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)  # unlike awaiting each, never swallows stop()'s own cancel
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                # Cancelled in the middle of a query, asyncpg may fail its own cleanup
+                # ("another operation is in progress"): the node is stopping anyway.
+                log.debug("node keeper: %s while stopping", type(task.exception()).__name__)
         self._task = None
 
     def local(self) -> dict[int, str]:
         return {camid: tunnel.proxy_id for camid, tunnel in self.server.tunnels.items()} | self.claiming
 
     async def _beat(self) -> None:
-        while True:
+        while not self._stopping:
             local = self.local()
             with contextlib.suppress(StoreUnavailable):  # the link logs when it goes down and up
                 await self._drop(await self.server.store.heartbeat(local), local)
