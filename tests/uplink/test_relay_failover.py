@@ -45,7 +45,7 @@ async def test_kill_9_of_the_holding_node_moves_its_device_to_the_other(
 
     def node_args(name: str) -> list[str]:
         return ["relay", "--host", "127.0.0.1", "--port", str(ports[name]), "--public-host", "127.0.0.1",
-                "--store", postgres_dsn, "--node", name, "--heartbeat", "0.2", "--node-ttl", "1",
+                "--store", postgres_dsn, "--node", name, "--heartbeat", "0.2", "--node-ttl", "3",
                 "--port-range", "%d-%d" % ranges[name],
                 # Tokens name b: the address that stays up (in production, a name reaching any live node).
                 "--uplink-host", f"127.0.0.1:{ports['b']}"]
