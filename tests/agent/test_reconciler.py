@@ -15,7 +15,7 @@ from camgate.uplink.client import TunnelStatus as ClientStatus
 from camgate.uplink.protocol import PublicEndpoint
 from tests.conftest import make_token
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the agent reads in a worker thread
+pytestmark = pytest.mark.usefixtures("agent_database")
 
 
 class StandInClient:

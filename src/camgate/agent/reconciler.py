@@ -28,6 +28,7 @@ from camgate.agent.waiting import event_or_timeout
 from camgate.core import GATEWAY_STATUS_KEY, TunnelState
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
+from camgate.media.settings import SnapshotSettings
 from camgate.media.snapshots import SnapshotService
 from camgate.metrics.reconcile_stats import ReconcileStats
 from camgate.uplink.client import TunnelClient
@@ -71,7 +72,7 @@ class Agent:
         self._completed = asyncio.Condition()
         self._restarted: TunnelClient | None = None  # the gateway client the last restart started
         self.reconcile_stats = ReconcileStats()
-        self.snapshots = SnapshotService.from_environment()
+        self.snapshots = SnapshotService(SnapshotSettings.from_environment(), load=store.load_snapshot_source)
 
     # --- the control socket ---------------------------------------------------------
 
