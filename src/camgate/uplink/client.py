@@ -218,7 +218,9 @@ class TunnelClient:
             try:
                 token = await self._get_token(http)
                 domain, path = await self._find_endpoint(http, token)
-                await self._carry(http, token, domain, path)
+                raw = token.raw
+                del token  # its decoded JSON is not kept for as long as the tunnel is up
+                await self._carry(http, raw, domain, path)
                 now = time.monotonic()
                 in_quick_succession = last_loss is not None and now - last_loss < self._backoff.quiet_after
                 last_loss, slow_since = now, None
@@ -323,7 +325,7 @@ class TunnelClient:
             raise _Retry("relay's ws-endpoint reply has no domain and path")
         return domain, path if path.startswith("/") else "/" + path
 
-    async def _carry(self, http: aiohttp.ClientSession, token: AccessToken, domain: str, path: str) -> None:
+    async def _carry(self, http: aiohttp.ClientSession, token: str, domain: str, path: str) -> None:
         """Step 4: open the WebSocket, send the hello and carry frames until it closes."""
         url = f"{self._scheme('wss', 'ws')}://{_with_port(domain, self._default_port)}{path}"
         self._set(TunnelState.CONNECTING, "opening the tunnel")
@@ -331,7 +333,7 @@ class TunnelClient:
             ws = await http.ws_connect(
                 url,
                 protocols=(SUBPROTOCOL,),
-                headers=self._headers(token.raw),
+                headers=self._headers(token),
                 autoping=False,  # the session answers pings itself, to see pongs
                 max_msg_size=_MAX_MESSAGE,
                 ssl=self._ssl(self.spec.tls),
