@@ -18,7 +18,7 @@ from camgate.probe.result import HealthState
 HEALTH_FIELDS = ["state", "reason", "checked_at", "latency_ms", "video", "audio", "fingerprint", "auth_failed_at"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthRecord:
     camera_id: int
     state: str

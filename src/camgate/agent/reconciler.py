@@ -42,11 +42,6 @@ STATUS_EVERY_S = 2.0  # traffic counters; state changes are written at once
 RESTART_WAIT_S = 15.0  # less than control.RESTART_ANSWER_TIMEOUT_S, so the answer arrives
 
 
-def endpoint_view(name: str, host: str, port: int) -> dict:
-    scheme = {"rtsp": "rtsp", "http": "http", "web": "http", "ssh": "ssh"}.get(name, "tcp")
-    return {"name": name, "proxy_host": host, "proxy_port": port, "url": f"{scheme}://{host}:{port}/"}
-
-
 def _settled(status: ClientStatus) -> bool:
     return status.state in (TunnelState.UP, TunnelState.FAILED)
 
@@ -136,11 +131,14 @@ class Agent:
     # --- reconciling ----------------------------------------------------------------
 
     def _start_client(self, planned: PlannedTunnel) -> TunnelClient:
-        client = self._client_factory(planned.spec, on_status=lambda _status: self._status_changed.set())
+        client = self._client_factory(planned.spec, on_status=self._client_status)
         self.clients[planned.key] = client
         client.start()
         log.info("tunnel %s: started", planned.key)
         return client
+
+    def _client_status(self, _status: ClientStatus) -> None:
+        self._status_changed.set()
 
     async def _stop_client(self, key: str) -> None:
         client = self.clients.pop(key, None)
@@ -158,6 +156,8 @@ class Agent:
             for key, planned in self.plan.items():
                 running = self.clients.get(key)
                 if running is not None and running.spec == planned.spec:
+                    # Keep the running client's spec, one per camera, not a copy a pass.
+                    self.plan[key] = replace(planned, spec=running.spec)
                     continue
                 await self._stop_client(key)
                 if planned.spec is not None:
@@ -182,7 +182,7 @@ class Agent:
                 state=status.state.value,
                 reason=status.reason if not up else "",
                 pid=pid if up else None,
-                endpoints=tuple(endpoint_view(e.name, e.proxy_host, e.proxy_port) for e in status.endpoints),
+                endpoints=status.endpoints,
                 open_connections=status.open_connections,
                 bytes_to_cloud=status.bytes_to_cloud,
                 bytes_from_cloud=status.bytes_from_cloud,

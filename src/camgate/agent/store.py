@@ -15,21 +15,29 @@ from camgate.agent import db
 from camgate.agent.plan import CameraRow
 from camgate.core import TunnelState
 from camgate.media.camera_source import SnapshotSource, source_from_camera
+from camgate.uplink.protocol import PublicEndpoint
 from camgate.uplink.tokens import try_decode_camid
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the agent keeps the last one written per tunnel
 class StatusRecord:
     key: str
     camera_id: int | None
     state: str
     reason: str = ""
     pid: int | None = None
-    endpoints: tuple = ()
+    endpoints: tuple[PublicEndpoint, ...] = ()  # the client's own: written as endpoint_view shows them
     open_connections: int = 0
     bytes_to_cloud: int = 0
     bytes_from_cloud: int = 0
     local_token: str = ""  # a provisioned token, to be recorded on the camera
+
+
+def endpoint_view(endpoint: PublicEndpoint) -> dict:
+    """A public endpoint as the status row keeps it (the API and the UI read it)."""
+    name, host, port = endpoint.name, endpoint.proxy_host, endpoint.proxy_port
+    scheme = {"rtsp": "rtsp", "http": "http", "web": "http", "ssh": "ssh"}.get(name, "tcp")
+    return {"name": name, "proxy_host": host, "proxy_port": port, "url": f"{scheme}://{host}:{port}/"}
 
 
 def load_active_cameras() -> list[CameraRow]:
@@ -80,7 +88,7 @@ def write_statuses(records: list[StatusRecord]) -> None:
                 continue  # deleted meanwhile; its status went with it
             connection.execute(_UPSERT_STATUS, (
                 record.key, record.camera_id, TunnelState(record.state).value, record.reason, record.pid,
-                db.to_json(list(record.endpoints)), record.open_connections, record.bytes_to_cloud,
+                db.to_json([endpoint_view(e) for e in record.endpoints]), record.open_connections, record.bytes_to_cloud,
                 record.bytes_from_cloud, written_at,
             ))
             if record.local_token and record.camera_id is not None:
