@@ -19,6 +19,7 @@ from typing import Callable
 
 from camgate import config, event_loop
 from camgate.agent import health_store, store
+from camgate.agent.arenas import one_arena
 from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
@@ -261,6 +262,7 @@ class Agent:
 def run_agent() -> None:
     """`camgate agent`: run until SIGTERM or SIGINT; exit at once, with one line, when
     another agent already serves this data directory."""
+    one_arena()  # before any thread: see arenas.py
     try:
         lock = hold_agent_lock(config.data_dir())
     except AgentAlreadyRunning as error:
