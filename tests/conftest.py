@@ -33,6 +33,20 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture
+def agent_database(transactional_db):
+    """The agent reads and writes with its own sqlite3 connections (camgate/agent/db.py),
+    not Django's: point them at the test database. Transactional, so that each side sees
+    what the other committed."""
+    from django.db import connection
+
+    from camgate.agent import db
+
+    db.use_database(connection.settings_dict["NAME"])
+    yield
+    db.use_database(None)
+
+
 def make_token(camid: int, **extra) -> str:
     payload = {"camid": camid, "cmngrid": 1, "access": "all", "token": "share.secret", **extra}
     return base64.b64encode(json.dumps(payload).encode()).decode()

@@ -21,7 +21,6 @@ from camgate.core import port_range_text
 from camgate.uplink.cli import add_parser as add_uplink_parser
 
 DEFAULT_SETTINGS = "camgate.settings"
-AGENT_SETTINGS = "camgate.agent.settings"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS)
 
 log = logging.getLogger("camgate")
@@ -173,10 +172,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         if not args.no_prepare:
             prepare()
-        else:
-            if os.environ["DJANGO_SETTINGS_MODULE"] == DEFAULT_SETTINGS:
-                os.environ["DJANGO_SETTINGS_MODULE"] = AGENT_SETTINGS  # the ORM alone (agent/settings.py)
-            _setup_django()
+        # The agent itself needs no Django: it reads and writes with sqlite3 (agent/db.py).
         from camgate.agent.reconciler import run_agent
 
         run_agent()

@@ -11,7 +11,7 @@ from camgate.agent.health_store import HealthRecord
 from camgate.cameras.models import Camera, CameraHealth
 from camgate.probe.net import ProbeTarget
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.usefixtures("agent_database")
 
 NOW = datetime(2026, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 

@@ -15,7 +15,7 @@ from camgate.uplink.client import TunnelStatus as ClientStatus
 from camgate.uplink.protocol import PublicEndpoint
 from tests.conftest import make_token
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the agent reads in a worker thread
+pytestmark = pytest.mark.usefixtures("agent_database")
 
 
 class StandInClient:
@@ -79,6 +79,15 @@ async def test_an_edit_the_tunnel_uses_replaces_its_client_and_other_edits_keep_
     await Camera.objects.filter(pk=camera.pk).aupdate(enabled=False)
     await agent.reconcile()
     assert key not in agent.clients and agent.clients.get(GATEWAY_STATUS_KEY)
+
+
+async def test_an_unchanged_tunnel_keeps_one_spec_across_passes(agent):
+    """Memory: the plan holds the running client's spec, not a new copy each pass."""
+    camera = await Camera.objects.acreate(ip="10.0.0.1", access_token=make_token(101))
+    key = f"camera-{camera.camera_id}"
+    await agent.reconcile()
+    await agent.reconcile()
+    assert agent.plan[key].spec is agent.clients[key].spec
 
 
 async def test_the_report_writes_what_is_true_and_only_what_changed(agent):

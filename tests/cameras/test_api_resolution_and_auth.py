@@ -117,7 +117,7 @@ def test_clearing_the_access_token_clears_the_token_the_tunnel_used(api):
     assert api.get("/api/camera/555/").status_code == 404
 
 
-def test_a_camera_provisioned_by_serial_is_found_by_the_camid_of_its_provisioned_token(api):
+def test_a_camera_provisioned_by_serial_is_found_by_the_camid_of_its_provisioned_token(api, agent_database):
     from camgate.agent.store import StatusRecord, write_statuses
 
     camera_id = api.post("/api/add-camera/", {"ip": "10.0.0.6", "serial": "SN1", "mac": "MAC1"}, format="json").json()["camera_id"]

@@ -101,6 +101,40 @@ async def test_stop_ends_run_and_reports_stopped(relay, make_client):
     await wait_until(lambda: relay.tunnel(51) is None, what="the relay to see the tunnel close")
 
 
+async def test_the_loop_runs_in_the_callers_task_and_stop_returns_as_run_does(relay):
+    """One task per tunnel (the agent runs hundreds): run() keeps the tunnel up in the
+    task that calls it; stop() waits for run() to return, not for its caller to end."""
+    device, _ = relay.register_device(53)
+    client = TunnelClient(spec_for(device.access_token, RTSP))
+    returned, later = asyncio.Event(), asyncio.Event()
+
+    async def caller():
+        await client.run()
+        returned.set()
+        await later.wait()
+
+    task = asyncio.create_task(caller(), name="caller")
+    await tunnel_up(client, relay, 53)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("tunnel test device")]
+    await asyncio.wait_for(client.stop(), 2)
+    assert returned.is_set() and not task.done()
+    assert client.status.state is TunnelState.STOPPED and client.status.reason == "stopped"
+    later.set()
+    await task
+
+
+async def test_the_callers_own_cancellation_goes_through_run(relay):
+    device, _ = relay.register_device(54)
+    client = TunnelClient(spec_for(device.access_token, RTSP))
+    runner = asyncio.create_task(client.run())
+    await tunnel_up(client, relay, 54)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert client.status.state is TunnelState.STOPPED
+    await asyncio.wait_for(client.stop(), 2)  # nothing left to stop
+
+
 async def test_start_twice_runs_one_tunnel(relay, make_client):
     device, _ = relay.register_device(52)
     client = make_client(spec_for(device.access_token, RTSP))

@@ -11,16 +11,14 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import close_old_connections, transaction
-
-from camgate.cameras.models import Camera, CameraHealth
+from camgate.agent import db
 from camgate.probe.net import ProbeTarget
 from camgate.probe.result import HealthState
 
 HEALTH_FIELDS = ["state", "reason", "checked_at", "latency_ms", "video", "audio", "fingerprint", "auth_failed_at"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthRecord:
     camera_id: int
     state: str
@@ -42,37 +40,51 @@ def fingerprint(target: ProbeTarget) -> str:
 
 
 def load_probe_targets() -> dict[int, ProbeTarget]:
-    close_old_connections()
-    rows = Camera.objects.filter(enabled=True).values_list(
-        "camera_id", "ip", "rtsp_port", "http_port", "rtsp_only", "rtsp_path", "username", "password")
-    return {row[0]: ProbeTarget(*row[1:]) for row in rows}
+    rows = db.read(
+        "SELECT camera_id, ip, rtsp_port, http_port, rtsp_only, rtsp_path, username, password"
+        " FROM cameras_camera WHERE enabled ORDER BY camera_id"
+    )
+    return {camera_id: ProbeTarget(ip, rtsp_port, http_port, bool(rtsp_only), *rest)
+            for camera_id, ip, rtsp_port, http_port, rtsp_only, *rest in rows}
 
 
 def load_auth_failures() -> dict[int, tuple[str, datetime]]:
     """camera id -> (fingerprint, when) of each camera whose login last failed."""
-    close_old_connections()
-    rows = CameraHealth.objects.filter(auth_failed_at__isnull=False).values_list("camera_id", "fingerprint", "auth_failed_at")
-    return {camera_id: (print_, when) for camera_id, print_, when in rows}
+    rows = db.read("SELECT camera_id, fingerprint, auth_failed_at FROM cameras_camerahealth"
+                   " WHERE auth_failed_at IS NOT NULL")
+    return {camera_id: (print_, db.from_datetime(when)) for camera_id, print_, when in rows}
+
+
+# CameraHealth.objects.bulk_create(update_conflicts=True, unique_fields=["camera"]).
+_UPSERT_REPORT = (
+    f"INSERT INTO cameras_camerahealth (camera_id, {', '.join(HEALTH_FIELDS)})"
+    f" VALUES ({db.placeholders(1 + len(HEALTH_FIELDS))}) ON CONFLICT (camera_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in HEALTH_FIELDS)
+)
+
+
+def _report_row(record: HealthRecord) -> tuple:
+    return (record.camera_id, record.state, record.reason, db.to_datetime(record.checked_at), record.latency_ms,
+            db.to_json(record.video), db.to_json(record.audio), record.fingerprint,
+            db.to_datetime(record.auth_failed_at))
 
 
 def write_reports(records: list[HealthRecord], forget: set[int] = frozenset()) -> None:
     """Upsert ``records`` (a record for a camera deleted meanwhile is dropped) and delete
     the reports of cameras no longer probed (``forget``)."""
-    close_old_connections()
-    with transaction.atomic():
+    with db.writing() as connection:
         if forget:
-            CameraHealth.objects.filter(camera_id__in=forget).delete()
-        ids = {r.camera_id for r in records}
-        existing = set(Camera.objects.filter(camera_id__in=ids).values_list("camera_id", flat=True))
-        rows = [CameraHealth(camera_id=r.camera_id, **{name: getattr(r, name) for name in HEALTH_FIELDS})
-                for r in records if r.camera_id in existing]
-        if rows:
-            CameraHealth.objects.bulk_create(rows, update_conflicts=True, unique_fields=["camera"],
-                                             update_fields=HEALTH_FIELDS)
+            connection.execute(f"DELETE FROM cameras_camerahealth WHERE camera_id IN ({db.placeholders(len(forget))})",
+                               sorted(forget))
+        ids = sorted({r.camera_id for r in records})
+        existing = {row[0] for row in connection.execute(
+            f"SELECT camera_id FROM cameras_camera WHERE camera_id IN ({db.placeholders(len(ids))})", ids)}
+        connection.executemany(_UPSERT_REPORT, [_report_row(r) for r in records if r.camera_id in existing])
 
 
 def mark_all_unknown(reason: str) -> None:
     """At agent stop: nobody is probing, so no report is current any more. The login
     failures stay on record for the next agent's back-off."""
-    close_old_connections()
-    CameraHealth.objects.exclude(state=HealthState.UNKNOWN.value).update(state=HealthState.UNKNOWN.value, reason=reason)
+    with db.writing() as connection:
+        connection.execute("UPDATE cameras_camerahealth SET state = ?, reason = ? WHERE state != ?",
+                           (HealthState.UNKNOWN.value, reason, HealthState.UNKNOWN.value))

@@ -81,7 +81,7 @@ ENVIRONMENT_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CameraRow:
     """The camera fields a tunnel depends on (and nothing else, so edits to other
     fields never restart a tunnel)."""
@@ -96,7 +96,7 @@ class CameraRow:
     rtsp_only: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per camera
 class PlannedTunnel:
     key: str
     camera_id: int | None

@@ -19,6 +19,7 @@ from typing import Callable
 
 from camgate import config, event_loop
 from camgate.agent import health_store, store
+from camgate.agent.arenas import one_arena
 from camgate.agent.control import socket_path
 from camgate.agent.control_server import serve_control
 from camgate.agent.plan import PlannedTunnel, UplinkSettings, plan_tunnels
@@ -28,6 +29,7 @@ from camgate.agent.waiting import event_or_timeout
 from camgate.core import GATEWAY_STATUS_KEY, TunnelState
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
+from camgate.media.settings import SnapshotSettings
 from camgate.media.snapshots import SnapshotService
 from camgate.metrics.reconcile_stats import ReconcileStats
 from camgate.uplink.client import TunnelClient
@@ -39,11 +41,6 @@ log = logging.getLogger("camgate.agent")
 RECONCILE_EVERY_S = 5.0  # catches edits made while no poke could reach us
 STATUS_EVERY_S = 2.0  # traffic counters; state changes are written at once
 RESTART_WAIT_S = 15.0  # less than control.RESTART_ANSWER_TIMEOUT_S, so the answer arrives
-
-
-def endpoint_view(name: str, host: str, port: int) -> dict:
-    scheme = {"rtsp": "rtsp", "http": "http", "web": "http", "ssh": "ssh"}.get(name, "tcp")
-    return {"name": name, "proxy_host": host, "proxy_port": port, "url": f"{scheme}://{host}:{port}/"}
 
 
 def _settled(status: ClientStatus) -> bool:
@@ -71,7 +68,7 @@ class Agent:
         self._completed = asyncio.Condition()
         self._restarted: TunnelClient | None = None  # the gateway client the last restart started
         self.reconcile_stats = ReconcileStats()
-        self.snapshots = SnapshotService.from_environment()
+        self.snapshots = SnapshotService(SnapshotSettings.from_environment(), load=store.load_snapshot_source)
 
     # --- the control socket ---------------------------------------------------------
 
@@ -135,11 +132,14 @@ class Agent:
     # --- reconciling ----------------------------------------------------------------
 
     def _start_client(self, planned: PlannedTunnel) -> TunnelClient:
-        client = self._client_factory(planned.spec, on_status=lambda _status: self._status_changed.set())
+        client = self._client_factory(planned.spec, on_status=self._client_status)
         self.clients[planned.key] = client
         client.start()
         log.info("tunnel %s: started", planned.key)
         return client
+
+    def _client_status(self, _status: ClientStatus) -> None:
+        self._status_changed.set()
 
     async def _stop_client(self, key: str) -> None:
         client = self.clients.pop(key, None)
@@ -157,6 +157,8 @@ class Agent:
             for key, planned in self.plan.items():
                 running = self.clients.get(key)
                 if running is not None and running.spec == planned.spec:
+                    # Keep the running client's spec, one per camera, not a copy a pass.
+                    self.plan[key] = replace(planned, spec=running.spec)
                     continue
                 await self._stop_client(key)
                 if planned.spec is not None:
@@ -181,7 +183,7 @@ class Agent:
                 state=status.state.value,
                 reason=status.reason if not up else "",
                 pid=pid if up else None,
-                endpoints=tuple(endpoint_view(e.name, e.proxy_host, e.proxy_port) for e in status.endpoints),
+                endpoints=status.endpoints,
                 open_connections=status.open_connections,
                 bytes_to_cloud=status.bytes_to_cloud,
                 bytes_from_cloud=status.bytes_from_cloud,
@@ -260,6 +262,7 @@ class Agent:
 def run_agent() -> None:
     """`camgate agent`: run until SIGTERM or SIGINT; exit at once, with one line, when
     another agent already serves this data directory."""
+    one_arena()  # before any thread: see arenas.py
     try:
         lock = hold_agent_lock(config.data_dir())
     except AgentAlreadyRunning as error:

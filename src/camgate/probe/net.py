@@ -30,7 +30,7 @@ _TLS_RECORD = re.compile(rb"^[\x15\x16]\x03[\x00-\x04]")  # an alert or handshak
 _resolver: ThreadPoolExecutor | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the agent keeps one per camera
 class ProbeTarget:
     """Where a camera is and how to log in: everything a probe reads."""
 

@@ -45,9 +45,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROVISIONING_URL = "https://camera.vxg.io"
 _MAX_MESSAGE = 1024 * 1024
+_WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=1.0)  # a dead relay never answers close
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)  # slots: the agent holds one per camera
 class TunnelSpec:
     """What one tunnel should be. Either ``token`` or ``serial`` + ``password`` is needed."""
 
@@ -71,7 +72,7 @@ class TunnelSpec:
             raise ProtocolError(f"{self.key}: a tunnel needs a token or a serial to provision one")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TunnelStatus:
     key: str
     state: TunnelState = TunnelState.CONNECTING
@@ -107,6 +108,11 @@ class _Fatal(Exception):
 
 
 class TunnelClient:
+    # The agent holds one per camera: no __dict__ each.
+    __slots__ = ("spec", "_http", "_on_status", "_backoff", "_slow_retry", "_limits", "_liveness", "_http_timeout",
+                 "_status", "_session", "_bytes_to", "_bytes_from", "_main", "_ended", "_cancelled", "_task",
+                 "_stopping", "_label")
+
     def __init__(
         self,
         spec: TunnelSpec,
@@ -131,7 +137,9 @@ class TunnelClient:
         self._session: TunnelSession | None = None
         self._bytes_to = 0
         self._bytes_from = 0
-        self._main: asyncio.Task[None] | None = None
+        self._main: asyncio.Task | None = None  # the task running run(), while it does
+        self._ended: asyncio.Future[None] | None = None  # done when run() has returned
+        self._cancelled = False  # stop() has cancelled _main
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._label = f"tunnel {spec.key}"
@@ -164,70 +172,83 @@ class TunnelClient:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._main is not None:
+        if self._main is not None and not self._cancelled:
+            self._cancelled = True
             self._main.cancel()
         if self._task is not None:
             await asyncio.wait([self._task])
-        elif self._main is not None:
-            await asyncio.wait([self._main])
+        elif self._ended is not None:
+            await asyncio.wait([self._ended])
 
     async def run(self) -> None:
-        """Keep the tunnel up until :meth:`stop`, or until it cannot work (state failed)."""
-        main = asyncio.create_task(self._keep_up(), name=f"{self._label} main")
-        self._main = main
+        """Keep the tunnel up until :meth:`stop`, or until it cannot work (state failed).
+
+        The loop runs in the caller's task, not in one of its own: the agent runs
+        hundreds of clients, and a second task each (with its waiter) cost them 1 KiB."""
+        task = asyncio.current_task()
+        assert task is not None
+        ended = asyncio.get_running_loop().create_future()
+        self._main, self._ended, self._cancelled = task, ended, False
+        cancelled = False
         try:
-            await asyncio.wait([main])
+            if self._http is not None:
+                await self._keep_up(self._http)
+            else:  # a client alone opens its own session
+                async with aiohttp.ClientSession(timeout=client_timeout(self._http_timeout)) as http:
+                    await self._keep_up(http)
+        except asyncio.CancelledError:
+            cancelled = True
+            # stop()'s cancellation ends here, and run() returns; any other (the caller
+            # being cancelled itself) goes on.
+            if not self._cancelled or task.uncancel() > 0:
+                raise
         finally:
-            if not main.done():
-                main.cancel()
-                await asyncio.wait([main])
-            if main.cancelled() or self._status.state is not TunnelState.FAILED:
+            self._main = None
+            if cancelled or self._status.state is not TunnelState.FAILED:
                 self._set(TunnelState.STOPPED, "stopped" if self._stopping else self._status.reason)
-        if not main.cancelled() and main.exception() is not None:
-            raise main.exception()  # type: ignore[misc]
+            ended.set_result(None)
 
     # --- the loop ----------------------------------------------------------------
 
-    async def _keep_up(self) -> None:
-        async with contextlib.AsyncExitStack() as own:
-            http = self._http or await own.enter_async_context(
-                aiohttp.ClientSession(timeout=client_timeout(self._http_timeout)))
-            failures = 0
-            slow_since: float | None = None
-            last_loss: float | None = None
-            while True:
-                try:
-                    token = await self._get_token(http)
-                    domain, path = await self._find_endpoint(http, token)
-                    await self._carry(http, token, domain, path)
-                    now = time.monotonic()
-                    in_quick_succession = last_loss is not None and now - last_loss < self._backoff.quiet_after
-                    last_loss, slow_since = now, None
-                    failures = failures + 1 if in_quick_succession else 0
-                    delay = self._backoff.delay(failures) if failures else self._backoff.after_loss()
-                    self._set(TunnelState.CONNECTING, "tunnel closed", delay)
-                except _Retry as exc:
-                    failures += 1
-                    slow_since = None
-                    delay = self._backoff.delay(failures)
-                    self._set(TunnelState.CONNECTING, str(exc), delay)
-                except (_NotProvisioned, _Fatal) as exc:
-                    if isinstance(exc, _Fatal) and not exc.slow:
-                        self._set(TunnelState.FAILED, str(exc))
-                        log.error("%s: %s; not retrying", self._label, exc)
-                        return
-                    now = time.monotonic()
-                    slow_since = now if slow_since is None else slow_since
-                    delay = self._slow_retry.delay(now - slow_since)
-                    reason = str(exc) if isinstance(exc, _Fatal) else "not provisioned"
-                    self._set(TunnelState.FAILED, reason, delay)
-                except Exception as exc:  # a bug must not end the device's tunnel for good
-                    log.exception("%s: unexpected error", self._label)
-                    failures += 1
-                    delay = self._backoff.delay(failures)
-                    self._set(TunnelState.CONNECTING, f"unexpected error: {type(exc).__name__}", delay)
-                log.info("%s: %s; next attempt in %.1fs", self._label, self._status.reason, delay)
-                await asyncio.sleep(delay)
+    async def _keep_up(self, http: aiohttp.ClientSession) -> None:
+        failures = 0
+        slow_since: float | None = None
+        last_loss: float | None = None
+        while True:
+            try:
+                token = await self._get_token(http)
+                domain, path = await self._find_endpoint(http, token)
+                raw = token.raw
+                del token  # its decoded JSON is not kept for as long as the tunnel is up
+                await self._carry(http, raw, domain, path)
+                now = time.monotonic()
+                in_quick_succession = last_loss is not None and now - last_loss < self._backoff.quiet_after
+                last_loss, slow_since = now, None
+                failures = failures + 1 if in_quick_succession else 0
+                delay = self._backoff.delay(failures) if failures else self._backoff.after_loss()
+                self._set(TunnelState.CONNECTING, "tunnel closed", delay)
+            except _Retry as exc:
+                failures += 1
+                slow_since = None
+                delay = self._backoff.delay(failures)
+                self._set(TunnelState.CONNECTING, str(exc), delay)
+            except (_NotProvisioned, _Fatal) as exc:
+                if isinstance(exc, _Fatal) and not exc.slow:
+                    self._set(TunnelState.FAILED, str(exc))
+                    log.error("%s: %s; not retrying", self._label, exc)
+                    return
+                now = time.monotonic()
+                slow_since = now if slow_since is None else slow_since
+                delay = self._slow_retry.delay(now - slow_since)
+                reason = str(exc) if isinstance(exc, _Fatal) else "not provisioned"
+                self._set(TunnelState.FAILED, reason, delay)
+            except Exception as exc:  # a bug must not end the device's tunnel for good
+                log.exception("%s: unexpected error", self._label)
+                failures += 1
+                delay = self._backoff.delay(failures)
+                self._set(TunnelState.CONNECTING, f"unexpected error: {type(exc).__name__}", delay)
+            log.info("%s: %s; next attempt in %.1fs", self._label, self._status.reason, delay)
+            await asyncio.sleep(delay)
 
     async def _get_token(self, http: aiohttp.ClientSession) -> AccessToken:
         """A decoded token: the configured one, or one provisioned by serial (step 2)."""
@@ -304,7 +325,7 @@ class TunnelClient:
             raise _Retry("relay's ws-endpoint reply has no domain and path")
         return domain, path if path.startswith("/") else "/" + path
 
-    async def _carry(self, http: aiohttp.ClientSession, token: AccessToken, domain: str, path: str) -> None:
+    async def _carry(self, http: aiohttp.ClientSession, token: str, domain: str, path: str) -> None:
         """Step 4: open the WebSocket, send the hello and carry frames until it closes."""
         url = f"{self._scheme('wss', 'ws')}://{_with_port(domain, self._default_port)}{path}"
         self._set(TunnelState.CONNECTING, "opening the tunnel")
@@ -312,11 +333,11 @@ class TunnelClient:
             ws = await http.ws_connect(
                 url,
                 protocols=(SUBPROTOCOL,),
-                headers=self._headers(token.raw),
+                headers=self._headers(token),
                 autoping=False,  # the session answers pings itself, to see pongs
                 max_msg_size=_MAX_MESSAGE,
                 ssl=self._ssl(self.spec.tls),
-                timeout=aiohttp.ClientWSTimeout(ws_close=1.0),  # a dead relay never answers close
+                timeout=_WS_TIMEOUT,
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 403:
