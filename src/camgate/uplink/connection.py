@@ -132,8 +132,17 @@ class TunnelConnection:
             self._flow_on(events)
         return events
 
-    def receive_binary(self, data: bytes) -> Sequence[Event]:
-        """A BINARY message from the peer."""
+    def receive_binary(self, data: bytes | bytearray) -> Sequence[Event]:
+        """A BINARY message from the peer. Its buffer must not change afterwards: a D
+        payload is passed on as a view of it, not copied."""
+        if len(data) > 3 and data[0] == 0x44:  # a D frame: nearly every message, decoded here
+            client_id = data[1] | data[2] << 8  # little-endian (spec, section 4)
+            channel = self.table.get(client_id)
+            if channel is None:
+                return [self._unknown("D", client_id)]
+            payload = memoryview(data)[3:]
+            self.bytes_from_peer += len(payload)
+            return [Data(client_id, payload, channel)]
         try:
             frame = decode_frame(data)
         except MalformedFrame as exc:

@@ -29,6 +29,7 @@ from .heap import steady_heap
 from .liveness import Liveness
 from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
 from .ws_frames import direct_frames
+from .ws_link import WebSocketLink
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,10 @@ class TunnelSession:
         on_endpoints: Callable[[tuple[PublicEndpoint, ...]], None] | None = None,
     ) -> None:
         self._ws = ws
+        # A WebSocket camgate reads itself (ws_link.py) hands over each message as it is
+        # parsed (_on_message); aiohttp's is read by a task (_read_loop).
+        self._link = ws if isinstance(ws, WebSocketLink) else None
+        self._drain_task: asyncio.Task[None] | None = None
         self.connection = connection
         self.label = label
         self._liveness_times = liveness
@@ -116,7 +121,7 @@ class TunnelSession:
         # bytes are reported sent once the events that queued them are all carried out:
         # a pause among those events must not land after the resume that sending them
         # earns (the connection decided both as if the frames were still queued).
-        self._direct = direct_frames(ws)
+        self._direct = ws.frames if self._link is not None else direct_frames(ws)
         self._unreported = 0
         self._applying = 0
         self._out_ready = asyncio.Event()
@@ -160,8 +165,10 @@ class TunnelSession:
         steady_heap()
         loop = asyncio.get_running_loop()
         self._liveness = Liveness(loop.time(), self._liveness_times.ping_after, self._liveness_times.dead_after)
+        self._time = loop.time
+        reader = self._read_link() if self._link is not None else self._read_loop()
         tasks = [
-            asyncio.create_task(self._read_loop(), name=f"uplink-reader {self.label}"),
+            asyncio.create_task(reader, name=f"uplink-reader {self.label}"),
             asyncio.create_task(self._write_loop(), name=f"uplink-writer {self.label}"),
             asyncio.create_task(self._watch_liveness(), name=f"uplink-liveness {self.label}"),
             asyncio.create_task(self._stop.wait(), name=f"uplink-stop {self.label}"),
@@ -177,6 +184,8 @@ class TunnelSession:
                         log.error("%s: tunnel ends on an unexpected error", self.label, exc_info=exc)
         finally:
             self._ended = True
+            if self._drain_task is not None:
+                tasks.append(self._drain_task)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -274,6 +283,39 @@ class TunnelSession:
                 if msg.type is WSMsgType.ERROR:
                     log.info("%s: websocket error: %s", self.label, msg.data)
                 return
+
+    async def _read_link(self) -> None:
+        link = self._link
+        assert link is not None
+        link.set_receiver(self._on_message)
+        try:
+            why = await asyncio.shield(link.done)
+        finally:
+            link.set_receiver(None)
+        if why is not None:
+            log.info("%s: websocket error: %s", self.label, why)
+
+    def _on_message(self, message: Any) -> bool:
+        """One message from the link, in its transport's read callback; False stops the
+        link until the sockets have drained (then _resume_link)."""
+        self._liveness.heard(self._time())
+        kind = message[0]
+        if kind is WSMsgType.BINARY:
+            connection = self.connection
+            self._apply(connection.receive_binary(message[1]))
+            if connection.reader_must_wait:
+                self._drain_task = asyncio.create_task(self._resume_link(), name=f"uplink-drain {self.label}")
+                return False
+        elif kind is WSMsgType.TEXT:
+            self._apply(self.connection.receive_text(message[1]))
+        elif kind is WSMsgType.PING:
+            self._link.answer_ping(message[1])  # type: ignore[union-attr]
+        return True
+
+    async def _resume_link(self) -> None:
+        await self._wait_for_sockets_to_drain()
+        if not self._ended:
+            self._link.resume()  # type: ignore[union-attr]
 
     def _deliver(self, event: ev.Data) -> None:
         leg, payload = event.channel.socket, event.payload
