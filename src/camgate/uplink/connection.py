@@ -252,6 +252,19 @@ class TunnelConnection:
                 self._queue(events, frame)
         return events
 
+    def send_read(self, channel: Channel, frame: bytearray) -> Sequence[Event]:
+        """Bytes read from ``channel``'s socket straight into a D frame's place: ``frame``
+        holds them from its fourth byte on, at most :attr:`send_payload_max` of them, and
+        this fills in its first three. The frame is sent as it is: nothing copied."""
+        if not channel.live:
+            return NOTHING
+        client_id = channel.client_id
+        frame[0], frame[1], frame[2] = 0x44, client_id & 0xFF, client_id >> 8  # D, id little-endian
+        self.bytes_to_peer += len(frame) - 3
+        events: list[Event] = []
+        self._queue(events, frame)
+        return events
+
     def socket_buffered(self, channel: Channel, size: int) -> Sequence[Event]:
         """``size`` bytes now wait for ``channel``'s socket (reported after each write)."""
         self.buffered_to_sockets += size - channel.buffered  # _account, inlined: once per frame

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -27,7 +28,7 @@ from .connection import TunnelConnection
 from .flow import Channel
 from .heap import steady_heap
 from .liveness import Liveness
-from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
+from .protocol import DEAD_AFTER_SECONDS, LIMITS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
 from .ws_frames import direct_frames
 from .ws_link import WebSocketLink
 
@@ -44,8 +45,25 @@ class LivenessTimes:
         return min(1.0, self.ping_after / 4)
 
 
-class _Leg(asyncio.Protocol):
-    """The TCP side of one client_id: a viewer on the relay, a camera on the client."""
+_read_room = threading.local()
+
+
+def _read_staging() -> bytearray:
+    """This thread's buffer for socket reads: a D header's room, then the largest payload
+    either end sends. Each read is copied out of it once, into the frame that carries it."""
+    room = getattr(_read_room, "buffer", None)
+    if room is None:
+        room = _read_room.buffer = bytearray(3 + LIMITS.camgate_payload)
+    return room
+
+
+class _Leg(asyncio.BufferedProtocol):
+    """The TCP side of one client_id: a viewer on the relay, a camera on the client.
+
+    It reads into the thread's staging buffer behind a D header's room, and each read goes
+    out as one D frame copied from there once (uvloop's bytes, and a frame built from
+    them, were two copies): at most one D payload a read, so nothing is split.
+    """
 
     def __init__(self, session: TunnelSession, index: int, channel: Channel | None = None) -> None:
         self.session = session
@@ -80,8 +98,12 @@ class _Leg(asyncio.Protocol):
         transport.set_write_buffer_limits(high=high, low=low)
         self.session._leg_connected(self)
 
-    def data_received(self, data: bytes) -> None:
-        self.session._from_socket(self, data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        staging = _read_staging()
+        return memoryview(staging)[3 : 3 + self.session.connection.send_payload_max]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.session._from_socket(self, _read_staging()[: 3 + nbytes])
 
     def eof_received(self) -> bool:
         # There is no half-close in the protocol: EOF from a socket ends the connection.
@@ -350,10 +372,11 @@ class TunnelSession:
 
     # --- sockets -> WebSocket ------------------------------------------------
 
-    def _from_socket(self, leg: _Leg, data: bytes) -> None:
+    def _from_socket(self, leg: _Leg, frame: bytearray) -> None:
+        """``frame``: bytes read from ``leg``'s socket after a D header's room."""
         if leg.ended or leg.channel is None or self._ended:
             return
-        self._apply(self.connection.send_data(leg.channel, data))
+        self._apply(self.connection.send_read(leg.channel, frame))
 
     async def _write_loop(self) -> None:
         while True:
