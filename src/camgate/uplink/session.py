@@ -62,7 +62,8 @@ class _Leg(asyncio.BufferedProtocol):
 
     It reads into the thread's staging buffer behind a D header's room, and each read goes
     out as one D frame copied from there once (uvloop's bytes, and a frame built from
-    them, were two copies): at most one D payload a read, so nothing is split.
+    them, were two copies); a read larger than the peer takes in one D payload (a
+    reference peer's 4 KiB) is split into several, each copied once.
     """
 
     def __init__(self, session: TunnelSession, index: int, channel: Channel | None = None) -> None:
@@ -99,11 +100,10 @@ class _Leg(asyncio.BufferedProtocol):
         self.session._leg_connected(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        staging = _read_staging()
-        return memoryview(staging)[3 : 3 + self.session.connection.send_payload_max]
+        return memoryview(_read_staging())[3:]
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.session._from_socket(self, _read_staging()[: 3 + nbytes])
+        self.session._from_socket(self, nbytes)
 
     def eof_received(self) -> bool:
         # There is no half-close in the protocol: EOF from a socket ends the connection.
@@ -372,11 +372,15 @@ class TunnelSession:
 
     # --- sockets -> WebSocket ------------------------------------------------
 
-    def _from_socket(self, leg: _Leg, frame: bytearray) -> None:
-        """``frame``: bytes read from ``leg``'s socket after a D header's room."""
+    def _from_socket(self, leg: _Leg, size: int) -> None:
+        """``size`` bytes were read from ``leg``'s socket into the staging buffer."""
         if leg.ended or leg.channel is None or self._ended:
             return
-        self._apply(self.connection.send_read(leg.channel, frame))
+        connection, staging = self.connection, _read_staging()
+        if size <= connection.send_payload_max:
+            self._apply(connection.send_read(leg.channel, staging[: 3 + size]))
+        else:
+            self._apply(connection.send_data(leg.channel, memoryview(staging)[3 : 3 + size]))
 
     async def _write_loop(self) -> None:
         while True:
