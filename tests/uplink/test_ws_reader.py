@@ -12,7 +12,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.http_websocket import WebSocketWriter
 
-from camgate.uplink.ws_reader import DIRECT_FROM, STAGING_SIZE, FrameReader, WebSocketProtocolError
+from camgate.uplink.ws_reader import DIRECT_FROM, DIRECT_UP_TO, STAGING_SIZE, FrameReader, WebSocketProtocolError
 
 from .test_ws_frames import Protocol, Recorder
 
@@ -67,7 +67,7 @@ def as_pairs(messages) -> list:
     return [(m.type, bytes(m.data) if isinstance(m.data, (bytes, bytearray)) else m.data) for m in messages]
 
 
-SIZES = [0, 1, 125, 126, 1023, 1024, 65535, 65536, 200_000]
+SIZES = [0, 1, 125, 126, 1023, 1024, 65535, 65536, 200_000, DIRECT_UP_TO + 1, 300_000]
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -111,6 +111,16 @@ def test_a_large_frame_is_read_into_its_own_buffer_and_handed_over_as_it_is():
     assert message.type == WSMsgType.BINARY and message.data == payload
     assert message.data is room.obj  # unmasked in place: the payload was never copied
     assert len(reader.get_buffer(-1)) == STAGING_SIZE  # and the next frame starts in staging again
+
+
+def test_a_header_alone_never_makes_the_reader_take_more_than_it_received():
+    payload = os.urandom(DIRECT_UP_TO + 5000)
+    data = frame(2, payload, mask=b"\x09\x08\x07\x06") + frame(9, b"next")
+    reader = FrameReader(MAX)
+    assert read_in_pieces(reader, data[:20], [20]) == []
+    assert len(reader.get_buffer(-1)) == STAGING_SIZE  # no buffer of the frame's size: it grows as bytes come
+    got = read_in_pieces(reader, data[20:], [STAGING_SIZE] * len(data))
+    assert as_pairs(got) == [(WSMsgType.BINARY, payload), (WSMsgType.PING, b"next")]
 
 
 def test_a_payload_never_changes_once_handed_over():

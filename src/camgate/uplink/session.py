@@ -188,15 +188,23 @@ class TunnelSession:
         loop = asyncio.get_running_loop()
         self._liveness = Liveness(loop.time(), self._liveness_times.ping_after, self._liveness_times.dead_after)
         self._time = loop.time
-        reader = self._read_link() if self._link is not None else self._read_loop()
+        link = self._link
+        reader: asyncio.Future[Any]
+        if link is not None:  # messages come in its read callback (_on_message): wait for its end
+            link.set_receiver(self._on_message)
+            reader = asyncio.shield(link.done)
+        else:
+            reader = asyncio.create_task(self._read_loop(), name=f"uplink-reader {self.label}")
         tasks = [
-            asyncio.create_task(reader, name=f"uplink-reader {self.label}"),
+            reader,
             asyncio.create_task(self._write_loop(), name=f"uplink-writer {self.label}"),
             asyncio.create_task(self._watch_liveness(), name=f"uplink-liveness {self.label}"),
             asyncio.create_task(self._stop.wait(), name=f"uplink-stop {self.label}"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if link is not None and reader in done and reader.result() is not None:
+                log.info("%s: websocket error: %s", self.label, reader.result())
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     exc = task.exception()
@@ -206,6 +214,8 @@ class TunnelSession:
                         log.error("%s: tunnel ends on an unexpected error", self.label, exc_info=exc)
         finally:
             self._ended = True
+            if link is not None:
+                link.set_receiver(None)
             if self._drain_task is not None:
                 tasks.append(self._drain_task)
             for task in tasks:
@@ -305,17 +315,6 @@ class TunnelSession:
                 if msg.type is WSMsgType.ERROR:
                     log.info("%s: websocket error: %s", self.label, msg.data)
                 return
-
-    async def _read_link(self) -> None:
-        link = self._link
-        assert link is not None
-        link.set_receiver(self._on_message)
-        try:
-            why = await asyncio.shield(link.done)
-        finally:
-            link.set_receiver(None)
-        if why is not None:
-            log.info("%s: websocket error: %s", self.label, why)
 
     def _on_message(self, message: Any) -> bool:
         """One message from the link, in its transport's read callback; False stops the

@@ -11,6 +11,9 @@ they complete. The socket's bytes land
   that is not whole yet is kept (a few bytes, or one small frame);
 - straight in a frame's own payload buffer once its header is read, when the frame is
   ``DIRECT_FROM`` bytes or more and not whole yet: the rest of it is not copied at all.
+  Past ``DIRECT_UP_TO`` (the largest D frame camgate sends) the buffer grows with what
+  arrives instead, through the staging buffer: a header alone never makes the reader
+  take more memory than the bytes it has received, as with aiohttp's reader.
 
 A payload is unmasked in place (aiohttp's C websocket_mask), and a BINARY message's buffer
 is never touched again once returned: the tunnel writes views of it to its sockets.
@@ -36,6 +39,7 @@ except ImportError:  # pragma: no cover - a later aiohttp moved it
 
 STAGING_SIZE = 16 * 1024
 DIRECT_FROM = 1024
+DIRECT_UP_TO = 256 * 1024 + 3
 
 _CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _OPCODES = {_CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG}
@@ -87,6 +91,8 @@ class FrameReader:
         # A frame read straight into its own buffer: the payload so far, and its header.
         self._frame: bytearray | None = None
         self._filled = 0
+        self._frame_size = 0  # a growing frame's (one over DIRECT_UP_TO)
+        self._growing = False
         self._frame_fin = True
         self._frame_opcode = 0
         self._frame_mask = b""
@@ -99,7 +105,7 @@ class FrameReader:
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Where the next bytes read go."""
-        if self._frame is not None:
+        if self._frame is not None and not self._growing:
             return memoryview(self._frame)[self._filled:]
         rest, staging = self._rest, self._staging
         if rest:
@@ -110,22 +116,31 @@ class FrameReader:
         """``size`` bytes were read into the last buffer: the messages they complete.
         Raises :class:`WebSocketProtocolError` when the peer broke the protocol."""
         if self.finished:
-            self._rest, self._frame = b"", None
+            self._rest, self._frame, self._growing = b"", None, False
             return NOTHING
         frame = self._frame
-        if frame is not None:
+        if frame is None:
+            end = len(self._rest) + size
+            self._rest = b""
+            return self._parse(memoryview(self._staging), 0, end)
+        out: list[WSMessage] = []
+        used = size
+        if self._growing:
+            used = min(size, self._frame_size - len(frame))
+            frame += memoryview(self._staging)[:used]
+            if len(frame) < self._frame_size:
+                return NOTHING
+        else:
             self._filled += size
             if self._filled < len(frame):
                 return NOTHING
-            self._frame = None
-            if self._frame_mask:
-                websocket_mask(self._frame_mask, frame)
-            out: list[WSMessage] = []
-            self._frame_done(out, self._frame_fin, self._frame_opcode, frame)
-            return out
-        end = len(self._rest) + size
-        self._rest = b""
-        return self._parse(memoryview(self._staging), end)
+        self._frame, self._growing = None, False
+        if self._frame_mask:
+            websocket_mask(self._frame_mask, frame)
+        self._frame_done(out, self._frame_fin, self._frame_opcode, frame)
+        if used < size:  # a growing frame's read went on into the next frames
+            out += self._parse(memoryview(self._staging), used, size)
+        return out
 
     def feed(self, data: bytes) -> list[WSMessage]:
         """Bytes already read (aiohttp's, tests'): the messages they complete."""
@@ -141,9 +156,8 @@ class FrameReader:
 
     # --- parsing ---------------------------------------------------------------------
 
-    def _parse(self, view: memoryview, end: int) -> list[WSMessage]:
+    def _parse(self, view: memoryview, pos: int, end: int) -> list[WSMessage]:
         out: list[WSMessage] = []
-        pos = 0
         while end - pos >= 2 and not self.finished:
             first, second = view[pos], view[pos + 1]
             fin, opcode, length = first & 0x80, first & 0x0F, second & 0x7F
@@ -187,10 +201,12 @@ class FrameReader:
                 continue
             if length < DIRECT_FROM:
                 break  # kept in _rest, whole header and all
-            # The rest of this frame goes straight into its own buffer.
-            frame = bytearray(length)
-            frame[: end - start] = view[start:end]
-            self._frame, self._filled = frame, end - start
+            if length <= DIRECT_UP_TO:  # the rest of this frame goes straight into its own buffer
+                frame = bytearray(length)
+                frame[: end - start] = view[start:end]
+                self._frame, self._filled = frame, end - start
+            else:
+                self._frame, self._frame_size, self._growing = bytearray(view[start:end]), length, True
             self._frame_fin, self._frame_opcode, self._frame_mask = bool(fin), opcode, mask
             pos = end
         if pos < end and not self.finished:
@@ -244,5 +260,5 @@ class FrameReader:
 
     def _fail(self, code: int, reason: str) -> WebSocketProtocolError:
         self.finished = True
-        self._rest, self._frame = b"", None
+        self._rest, self._frame, self._growing = b"", None, False
         return WebSocketProtocolError(code, reason)
