@@ -4,7 +4,7 @@ every byte checked, and the CPU each of the two processes spends per delivered G
 
     python3 bench/viewers.py                   100, then 200 viewers, 60 s each
     python3 bench/viewers.py --quick           20, then 40 viewers, 8 s each
-    python3 bench/viewers.py --viewers 200 --seconds 30 --profile DIR
+    python3 bench/viewers.py --viewers 200 --seconds 30 --profile DIR [--native]
     python3 bench/viewers.py --baseline        also the same streams through one asyncio proxy
 
 For each count it starts a real `camgate relay` process and one tunnel-client process
@@ -25,7 +25,7 @@ once in Python, which neither tunnel process can go below.
 
 With --profile DIR, py-spy (if installed) samples both processes during each window and
 writes their collapsed stacks (`<process>-<viewers>.txt`, for flamegraph.pl or
-speedscope) to DIR.
+speedscope) to DIR; with --native also the C and system-call frames beneath them.
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ class Plan:
     # Also carry the same streams through one plain asyncio TCP proxy process (bench/roles.py
     # proxy): what forwarding them costs Python at all, read and written once, no tunnel.
     baseline: bool = False
+    # --profile with native frames too (C, the kernel's calls): py-spy then pauses each
+    # process for each sample, which costs them CPU of their own; compare such runs only
+    # with each other.
+    native_profile: bool = False
 
 
 FULL = Plan((100, 200), 2, 60.0, 5.0, MB)
@@ -200,7 +204,7 @@ async def _measure(plan: Plan, count: int, ports: list[int], camera: PacedCamera
     ]
     note(f"{NUMBER}. {count} viewers streaming; {plan.warmup:g} s of warm-up, then {plan.seconds:g} s measured")
     await asyncio.sleep(plan.warmup)
-    samplers = _start_profiles(profile, pids, count, plan.seconds)
+    samplers = _start_profiles(profile, pids, count, plan.seconds, plan.native_profile)
     bytes_before, cpu_before, started = tally.bytes, {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
     await asyncio.sleep(plan.seconds)
     cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
@@ -295,7 +299,8 @@ async def view_checked(port: int, camera: PacedCamera, seed: int, length: int, r
         camera.forget(seed)
 
 
-def _start_profiles(profile: Path | None, pids: dict[str, int], count: int, seconds: float) -> list[subprocess.Popen]:
+def _start_profiles(profile: Path | None, pids: dict[str, int], count: int, seconds: float,
+                    native: bool = False) -> list[subprocess.Popen]:
     if profile is None:
         return []
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -305,7 +310,9 @@ def _start_profiles(profile: Path | None, pids: dict[str, int], count: int, seco
     profile.mkdir(parents=True, exist_ok=True)
     return [
         subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200", "--nonblocking",
+            [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+             # Native frames (C, the kernel's syscalls) need py-spy to pause the process for each sample.
+             *(["--native"] if native else ["--nonblocking"]),
              "--format", "raw", "--output", str(profile / f"{name}-{count}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -319,12 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viewers", help="comma-separated viewer counts (default 100,200; --quick 20,40)")
     parser.add_argument("--seconds", type=float, help="the measured window (default 60; --quick 8)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy's collapsed stacks of both processes, per count")
+    parser.add_argument("--native", action="store_true",
+                        help="with --profile: native stacks too (C extensions, system calls); py-spy pauses the processes")
     parser.add_argument("--baseline", action="store_true",
                         help="also carry the same streams through one plain asyncio proxy process, for comparison")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.baseline:
         plan = replace(plan, baseline=True)
+    if args.native:
+        if args.profile is None:
+            parser.error("--native goes with --profile DIR")
+        plan = replace(plan, native_profile=True)
     try:
         if args.viewers:
             plan = replace(plan, viewers=tuple(int(v) for v in args.viewers.split(",")))

@@ -11,6 +11,7 @@ from camgate.uplink.flow import Channel, FlowLimits
 from camgate.uplink import events as ev
 from camgate.uplink.client_ids import TableFull
 from camgate.uplink.protocol import (
+    DataFrame,
     Forward,
     Hello,
     PublicEndpoint,
@@ -144,6 +145,27 @@ def test_the_peers_max_payload_raises_the_size_to_256_kib_at_most_and_never_shri
     channel = camera(conn)
     sizes = [len(f.payload) for f in frames(conn.send_data(channel, b"y" * 300_000))]
     assert sizes == [256 * KIB, 300_000 - 256 * KIB]
+
+
+def test_a_read_made_in_a_d_frames_place_is_sent_as_that_frame():
+    conn = connection(Role.RELAY)
+    channel = viewer(conn)
+    frame = bytearray(b"...read bytes")  # what a socket read left after a D header's room
+    [send] = conn.send_read(channel, frame)
+    assert send.message is frame  # sent as it is, its header filled in
+    assert decode_frame(frame) == DataFrame(channel.client_id, b"read bytes")
+    assert conn.bytes_to_peer == len(b"read bytes")
+    conn.socket_lost(channel)
+    assert conn.send_read(channel, bytearray(b"...late")) == ()
+
+
+def test_a_d_payload_received_is_a_view_of_the_message_not_a_copy():
+    conn = connection(Role.RELAY)
+    channel = viewer(conn)
+    message = bytearray(encode_data(channel.client_id, b"payload"))
+    [data] = conn.receive_binary(message)
+    assert data.payload == b"payload" and data.payload.obj is message
+    assert conn.bytes_from_peer == len(b"payload")
 
 
 # --- frames and ids -------------------------------------------------------------------

@@ -40,12 +40,14 @@ from .retry import Backoff, SlowRetry
 from .session import LivenessTimes, TunnelSession
 from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token
+from .ws_link import take_over
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROVISIONING_URL = "https://camera.vxg.io"
 _MAX_MESSAGE = 1024 * 1024
-_WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=1.0)  # a dead relay never answers close
+_CLOSE_TIMEOUT = 1.0  # how long closing waits for the relay's CLOSE (a dead relay never answers)
+_WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT)  # one for every client: the agent has one per camera
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)  # slots: the agent holds one per camera
@@ -345,6 +347,9 @@ class TunnelClient:
             raise _Retry(f"relay refused the tunnel: HTTP {exc.status}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+        # camgate reads the WebSocket itself from here on (ws_link.py): before the hello,
+        # so before the relay says anything.
+        ws = take_over(ws, max_message=_MAX_MESSAGE, close_timeout=_CLOSE_TIMEOUT)
         spec = self.spec
         connection = TunnelConnection(
             Role.CLIENT, Hello(spec.forwards, spec.websocket_buffer_size, spec.agent_version), limits=self._limits

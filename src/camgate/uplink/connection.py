@@ -132,8 +132,17 @@ class TunnelConnection:
             self._flow_on(events)
         return events
 
-    def receive_binary(self, data: bytes) -> Sequence[Event]:
-        """A BINARY message from the peer."""
+    def receive_binary(self, data: bytes | bytearray) -> Sequence[Event]:
+        """A BINARY message from the peer. Its buffer must not change afterwards: a D
+        payload is passed on as a view of it, not copied."""
+        if len(data) > 3 and data[0] == 0x44:  # a D frame: nearly every message, decoded here
+            client_id = data[1] | data[2] << 8  # little-endian (spec, section 4)
+            channel = self.table.get(client_id)
+            if channel is None:
+                return [self._unknown("D", client_id)]
+            payload = memoryview(data)[3:]
+            self.bytes_from_peer += len(payload)
+            return [Data(client_id, payload, channel)]
         try:
             frame = decode_frame(data)
         except MalformedFrame as exc:
@@ -241,6 +250,19 @@ class TunnelConnection:
         else:
             for frame in split_payload(channel.client_id, data, self.send_payload_max):
                 self._queue(events, frame)
+        return events
+
+    def send_read(self, channel: Channel, frame: bytearray) -> Sequence[Event]:
+        """Bytes read from ``channel``'s socket straight into a D frame's place: ``frame``
+        holds them from its fourth byte on, at most :attr:`send_payload_max` of them, and
+        this fills in its first three. The frame is sent as it is: nothing copied."""
+        if not channel.live:
+            return NOTHING
+        client_id = channel.client_id
+        frame[0], frame[1], frame[2] = 0x44, client_id & 0xFF, client_id >> 8  # D, id little-endian
+        self.bytes_to_peer += len(frame) - 3
+        events: list[Event] = []
+        self._queue(events, frame)
         return events
 
     def socket_buffered(self, channel: Channel, size: int) -> Sequence[Event]:

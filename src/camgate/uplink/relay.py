@@ -49,6 +49,7 @@ from .relay_store import Device
 from .store import ENROLLED_CAMID_BASE, NodeInfo, RelayStateStore, StoreUnavailable, open_store
 from .store.file import FileStore
 from .session import TunnelSession
+from .ws_link import accept as accept_websocket
 from .tokens import InvalidToken, decode_access_token, encode_access_token
 
 log = logging.getLogger(__name__)
@@ -314,30 +315,30 @@ class RelayServer:
             protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
         )
         try:
-            await ws.prepare(request)
+            link = await accept_websocket(ws, request)  # camgate reads it from here on (ws_link.py)
         except ConnectionResetError:  # the device left during the handshake: no one to serve
             log.info("relay camid %d: left during the WebSocket handshake", device.camid)
             return ws
         self.guard.trust(request)  # a device's tunnel from here on: its own limits apply
         label = f"relay camid {device.camid}"
         try:
-            hello = await receive_hello(ws)
+            hello = await receive_hello(link)
         except ProtocolError as exc:
             log.warning("%s: bad hello from %s: %s", label, request.remote, exc)
             self.metrics.events.tunnel_refused("bad_hello")
-            await ws.close(code=1008, message=str(exc)[:120].encode())
+            await link.close(code=1008, message=str(exc)[:120].encode())
             return ws
         except asyncio.TimeoutError:
             log.warning("%s: no hello from %s within %gs", label, request.remote, HELLO_TIMEOUT)
             self.metrics.events.tunnel_refused("no_hello")
-            await ws.close(code=1008, message=b"no hello")
+            await link.close(code=1008, message=b"no hello")
             return ws
         if hello is None:
             return ws
         connection = TunnelConnection(
             Role.RELAY, hello, max_connections=self.config.max_connections, limits=self.config.limits
         )
-        session = TunnelSession(ws, connection, label=label, liveness=self.config.liveness)
+        session = TunnelSession(link, connection, label=label, liveness=self.config.liveness)
         tunnel = RelayTunnel(device.camid, hello, session)
         lock = self._device_locks.setdefault(device.camid, asyncio.Lock())
         async with lock:
@@ -350,7 +351,7 @@ class RelayServer:
                 tunnel.close_listeners()
                 reason, code, message = refusal
                 self.metrics.events.tunnel_refused(reason)
-                await ws.close(code=code, message=message)
+                await link.close(code=code, message=message)
                 return ws
             self.tunnels[device.camid] = tunnel
             self.metrics.events.tunnels_opened += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -27,8 +28,9 @@ from .connection import TunnelConnection
 from .flow import Channel
 from .heap import steady_heap
 from .liveness import Liveness
-from .protocol import DEAD_AFTER_SECONDS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
+from .protocol import DEAD_AFTER_SECONDS, LIMITS, PING_AFTER_SECONDS, ProtocolError, PublicEndpoint
 from .ws_frames import direct_frames
+from .ws_link import WebSocketLink
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,26 @@ class LivenessTimes:
         return min(1.0, self.ping_after / 4)
 
 
-class _Leg(asyncio.Protocol):
-    """The TCP side of one client_id: a viewer on the relay, a camera on the client."""
+_read_room = threading.local()
+
+
+def _read_staging() -> bytearray:
+    """This thread's buffer for socket reads: a D header's room, then the largest payload
+    either end sends. Each read is copied out of it once, into the frame that carries it."""
+    room = getattr(_read_room, "buffer", None)
+    if room is None:
+        room = _read_room.buffer = bytearray(3 + LIMITS.camgate_payload)
+    return room
+
+
+class _Leg(asyncio.BufferedProtocol):
+    """The TCP side of one client_id: a viewer on the relay, a camera on the client.
+
+    It reads into the thread's staging buffer behind a D header's room, and each read goes
+    out as one D frame copied from there once (uvloop's bytes, and a frame built from
+    them, were two copies); a read larger than the peer takes in one D payload (a
+    reference peer's 4 KiB) is split into several, each copied once.
+    """
 
     def __init__(self, session: TunnelSession, index: int, channel: Channel | None = None) -> None:
         self.session = session
@@ -79,8 +99,11 @@ class _Leg(asyncio.Protocol):
         transport.set_write_buffer_limits(high=high, low=low)
         self.session._leg_connected(self)
 
-    def data_received(self, data: bytes) -> None:
-        self.session._from_socket(self, data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(_read_staging())[3:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.session._from_socket(self, nbytes)
 
     def eof_received(self) -> bool:
         # There is no half-close in the protocol: EOF from a socket ends the connection.
@@ -106,6 +129,10 @@ class TunnelSession:
         on_endpoints: Callable[[tuple[PublicEndpoint, ...]], None] | None = None,
     ) -> None:
         self._ws = ws
+        # A WebSocket camgate reads itself (ws_link.py) hands over each message as it is
+        # parsed (_on_message); aiohttp's is read by a task (_read_loop).
+        self._link = ws if isinstance(ws, WebSocketLink) else None
+        self._drain_task: asyncio.Task[None] | None = None
         self.connection = connection
         self.label = label
         self._liveness_times = liveness
@@ -116,7 +143,7 @@ class TunnelSession:
         # bytes are reported sent once the events that queued them are all carried out:
         # a pause among those events must not land after the resume that sending them
         # earns (the connection decided both as if the frames were still queued).
-        self._direct = direct_frames(ws)
+        self._direct = ws.frames if self._link is not None else direct_frames(ws)
         self._unreported = 0
         self._applying = 0
         self._out_ready = asyncio.Event()
@@ -160,14 +187,24 @@ class TunnelSession:
         steady_heap()
         loop = asyncio.get_running_loop()
         self._liveness = Liveness(loop.time(), self._liveness_times.ping_after, self._liveness_times.dead_after)
+        self._time = loop.time
+        link = self._link
+        reader: asyncio.Future[Any]
+        if link is not None:  # messages come in its read callback (_on_message): wait for its end
+            link.set_receiver(self._on_message)
+            reader = asyncio.shield(link.done)
+        else:
+            reader = asyncio.create_task(self._read_loop(), name=f"uplink-reader {self.label}")
         tasks = [
-            asyncio.create_task(self._read_loop(), name=f"uplink-reader {self.label}"),
+            reader,
             asyncio.create_task(self._write_loop(), name=f"uplink-writer {self.label}"),
             asyncio.create_task(self._watch_liveness(), name=f"uplink-liveness {self.label}"),
             asyncio.create_task(self._stop.wait(), name=f"uplink-stop {self.label}"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if link is not None and reader in done and reader.result() is not None:
+                log.info("%s: websocket error: %s", self.label, reader.result())
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     exc = task.exception()
@@ -177,6 +214,10 @@ class TunnelSession:
                         log.error("%s: tunnel ends on an unexpected error", self.label, exc_info=exc)
         finally:
             self._ended = True
+            if link is not None:
+                link.set_receiver(None)
+            if self._drain_task is not None:
+                tasks.append(self._drain_task)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -275,6 +316,28 @@ class TunnelSession:
                     log.info("%s: websocket error: %s", self.label, msg.data)
                 return
 
+    def _on_message(self, message: Any) -> bool:
+        """One message from the link, in its transport's read callback; False stops the
+        link until the sockets have drained (then _resume_link)."""
+        self._liveness.heard(self._time())
+        kind = message[0]
+        if kind is WSMsgType.BINARY:
+            connection = self.connection
+            self._apply(connection.receive_binary(message[1]))
+            if connection.reader_must_wait:
+                self._drain_task = asyncio.create_task(self._resume_link(), name=f"uplink-drain {self.label}")
+                return False
+        elif kind is WSMsgType.TEXT:
+            self._apply(self.connection.receive_text(message[1]))
+        elif kind is WSMsgType.PING:
+            self._link.answer_ping(message[1])  # type: ignore[union-attr]
+        return True
+
+    async def _resume_link(self) -> None:
+        await self._wait_for_sockets_to_drain()
+        if not self._ended:
+            self._link.resume()  # type: ignore[union-attr]
+
     def _deliver(self, event: ev.Data) -> None:
         leg, payload = event.channel.socket, event.payload
         if leg.transport is None:
@@ -308,10 +371,15 @@ class TunnelSession:
 
     # --- sockets -> WebSocket ------------------------------------------------
 
-    def _from_socket(self, leg: _Leg, data: bytes) -> None:
+    def _from_socket(self, leg: _Leg, size: int) -> None:
+        """``size`` bytes were read from ``leg``'s socket into the staging buffer."""
         if leg.ended or leg.channel is None or self._ended:
             return
-        self._apply(self.connection.send_data(leg.channel, data))
+        connection, staging = self.connection, _read_staging()
+        if size <= connection.send_payload_max:
+            self._apply(connection.send_read(leg.channel, staging[: 3 + size]))
+        else:
+            self._apply(connection.send_data(leg.channel, memoryview(staging)[3 : 3 + size]))
 
     async def _write_loop(self) -> None:
         while True:

@@ -24,23 +24,25 @@ try:  # aiohttp's own masking (C when compiled): private, so its absence is allo
 except ImportError:  # pragma: no cover - a later aiohttp moved it
     websocket_mask = None
 
-_BINARY = 0x80 | 0x2  # FIN + opcode 2
+FIN = 0x80
+BINARY, TEXT, CLOSE, PING, PONG = 0x2, 0x1, 0x8, 0x9, 0xA
+_BINARY = FIN | BINARY
 _MASKED = 0x80
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 
 
-def frame_header(size: int, mask: bytes = b"") -> bytes:
-    """The header of one unfragmented BINARY frame of ``size`` bytes, with ``mask`` (4
-    bytes) when the client sends it."""
+def frame_header(size: int, mask: bytes = b"", first: int = _BINARY) -> bytes:
+    """The header of one unfragmented frame of ``size`` bytes (BINARY unless ``first``,
+    FIN and opcode, says otherwise), with ``mask`` (4 bytes) when the client sends it."""
     bit = _MASKED if mask else 0
     if size < 126:
-        head = _SHORT.pack(_BINARY, size | bit)
+        head = _SHORT.pack(first, size | bit)
     elif size < 1 << 16:
-        head = _MEDIUM.pack(_BINARY, 126 | bit, size)
+        head = _MEDIUM.pack(first, 126 | bit, size)
     else:
-        head = _LONG.pack(_BINARY, 127 | bit, size)
+        head = _LONG.pack(first, 127 | bit, size)
     return head + mask
 
 
@@ -68,6 +70,18 @@ class DirectFrames:
         body = message if type(message) is bytearray else bytearray(message)
         websocket_mask(mask, body)
         self._transport.writelines((frame_header(len(body), mask), body))
+
+    def write_frame(self, opcode: int, payload: bytes) -> None:
+        """Send one unfragmented frame of any other kind (TEXT, PING, PONG, CLOSE):
+        what a WebSocket that camgate reads itself (ws_link.py) sends without aiohttp."""
+        first = FIN | opcode
+        if not self._masked:
+            self._transport.writelines((frame_header(len(payload), b"", first), payload))
+            return
+        mask = self._random_bits(32).to_bytes(4, "big")
+        body = bytearray(payload)
+        websocket_mask(mask, body)
+        self._transport.writelines((frame_header(len(body), mask, first), body))
 
 
 def direct_frames(ws: Any) -> DirectFrames | None:
