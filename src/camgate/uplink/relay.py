@@ -372,7 +372,7 @@ class RelayServer:
             if self.tunnels.get(device.camid) is tunnel:
                 del self.tunnels[device.camid]
             self.metrics.events.tunnel_ended(session)
-            tunnel.finished.set()
+            tunnel.ended()
             log.info("%s: tunnel down", label)
             with contextlib.suppress(StoreUnavailable):  # the next heartbeat forgets it then
                 await self.store.release(device.camid, tunnel.proxy_id)
