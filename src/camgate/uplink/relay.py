@@ -317,7 +317,9 @@ class RelayServer:
             await ws.prepare(request)
         except ConnectionResetError:  # the device left during the handshake: no one to serve
             log.info("relay camid %d: left during the WebSocket handshake", device.camid)
-            return ws
+            # Not the half-made WebSocket, which aiohttp would close and log a traceback
+            # for ("Call .prepare() first"): its write of this fails quietly instead.
+            return web.Response()
         self.guard.trust(request)  # a device's tunnel from here on: its own limits apply
         label = f"relay camid {device.camid}"
         try:
