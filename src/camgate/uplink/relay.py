@@ -35,6 +35,7 @@ from camgate.process_limits import raise_open_files_limit
 
 from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
+from .heap import HeapTrimmer
 from .connection import Role, TunnelConnection
 from .enrollment import ENROLLMENT_HEADER, presents_secret
 from .port_picker import PortPicker
@@ -65,6 +66,7 @@ class RelayServer:
         self.tunnels: dict[int, RelayTunnel] = {}
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
+        self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
         self.ports = PortPicker(config.port_range)
         self._runner: web.AppRunner | None = None
@@ -120,6 +122,7 @@ class RelayServer:
             await self._runner.cleanup()
             self._runner = None
         self.guard.close()
+        self.heap.close()
         await self.store.close()
 
     @property
@@ -356,6 +359,7 @@ class RelayServer:
                 return ws
             self.tunnels[device.camid] = tunnel
             self.metrics.events.tunnels_opened += 1
+            self.heap.changed()
         # camgate's extension message (a reference agent ignores a TEXT after the hello):
         # the public ports, the D payload we take, and the offer of flow control.
         session.announce(
@@ -375,6 +379,7 @@ class RelayServer:
                 del self.tunnels[device.camid]
             self.metrics.events.tunnel_ended(session)
             tunnel.ended()
+            self.heap.changed()
             log.info("%s: tunnel down", label)
             with contextlib.suppress(StoreUnavailable):  # the next heartbeat forgets it then
                 await self.store.release(device.camid, tunnel.proxy_id)
