@@ -619,3 +619,41 @@ async def test_run_relay_shuts_down_on_sigterm(tmp_path):
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_relay_keeps_no_lock_for_a_device_whose_tunnel_is_gone(relay):
+    async with aiohttp.ClientSession() as http:
+        for camid in (1500, 1501):
+            device, _ = relay.register_device(camid)
+            ws = await http.ws_connect(
+                f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+            )
+            await ws.send_str(build_hello([Forward("rtsp", "tcp", "127.0.0.1", 554)]))
+            await wait_until(lambda: relay.tunnel(camid) is not None, what="the tunnel")
+            await ws.close()
+            await wait_until(lambda: relay.tunnel(camid) is None, what="the tunnel to end")
+    assert len(relay.device_locks) == 0
+
+
+
+async def test_a_device_lock_lets_one_tunnel_in_at_a_time_and_goes_with_the_last():
+    from camgate.uplink.relay_tunnel import DeviceLocks
+
+    locks, order = DeviceLocks(), []
+
+    async def tunnel(name: str) -> None:
+        async with locks.hold(7):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.01)
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(tunnel("a"))
+    await asyncio.sleep(0)
+    given_up = asyncio.create_task(tunnel("c"))  # cancelled while it waits
+    await asyncio.sleep(0)
+    given_up.cancel()
+    await asyncio.gather(first, tunnel("b"))
+    with pytest.raises(asyncio.CancelledError):
+        await given_up
+    assert order == ["a in", "a out", "b in", "b out"]
+    assert len(locks) == 0

@@ -45,7 +45,7 @@ from .relay_config import RelayConfig, _host_port
 from .relay_http import header, json_error, store_unavailable_middleware
 from .relay_metrics import RelayMetrics
 from .relay_node import NodeKeeper
-from .relay_tunnel import HELLO_TIMEOUT, RelayTunnel, receive_hello
+from .relay_tunnel import HELLO_TIMEOUT, DeviceLocks, RelayTunnel, receive_hello
 from .relay_store import Device
 from .store import ENROLLED_CAMID_BASE, NodeInfo, RelayStateStore, StoreUnavailable, open_store
 from .store.file import FileStore
@@ -64,7 +64,7 @@ class RelayServer:
         self.config = config
         self.store: RelayStateStore = open_store(config)
         self.tunnels: dict[int, RelayTunnel] = {}
-        self._device_locks: dict[int, asyncio.Lock] = {}
+        self.device_locks = DeviceLocks()  # one tunnel per device at a time through _tunnel
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
         self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
@@ -344,8 +344,7 @@ class RelayServer:
         )
         session = TunnelSession(ws, connection, label=label, liveness=self.config.liveness)
         tunnel = RelayTunnel(device.camid, hello, session)
-        lock = self._device_locks.setdefault(device.camid, asyncio.Lock())
-        async with lock:
+        async with self.device_locks.hold(device.camid):
             old = self.tunnels.get(device.camid)
             if old is not None:
                 log.info("%s: new tunnel replaces the old one", label)
