@@ -657,3 +657,17 @@ async def test_a_device_lock_lets_one_tunnel_in_at_a_time_and_goes_with_the_last
         await given_up
     assert order == ["a in", "a out", "b in", "b out"]
     assert len(locks) == 0
+
+
+async def test_an_idle_tunnel_runs_one_task_on_each_end(relay, make_client):
+    """Thousands of idle tunnels sit on a relay: no writer, liveness or stop task each."""
+    device, _ = relay.register_device(1502)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", 554)))
+    await tunnel_up(client, relay, 1502)
+
+    def session_tasks(label: str) -> list[str]:
+        return sorted(n for t in asyncio.all_tasks() if (n := t.get_name()).startswith("uplink-") and n.endswith(label))
+
+    await wait_until(lambda: len(session_tasks("relay camid 1502")) == 1, what="the relay's writer to finish")
+    assert session_tasks("relay camid 1502") == ["uplink-reader relay camid 1502"]
+    assert session_tasks("tunnel test device") == ["uplink-reader tunnel test device"]
