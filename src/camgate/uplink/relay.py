@@ -25,6 +25,7 @@ import logging
 import secrets
 import signal
 import ssl
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -423,7 +424,7 @@ class RelayServer:
             try:
                 try:
                     server = await loop.create_server(
-                        lambda: tunnel.session.viewer_protocol(index), self.config.host, port, reuse_address=True
+                        partial(tunnel.session.viewer_protocol, index), self.config.host, port, reuse_address=True
                     )
                 except OSError as exc:
                     if port == remembered:
