@@ -408,14 +408,16 @@ class RelayServer:
 
     async def _open_listeners(self, tunnel: RelayTunnel) -> None:
         for index, forward in enumerate(tunnel.hello.forwards):
-            server = await self._bind_forward(tunnel, index, forward)
-            if server is None:
+            bound = await self._bind_forward(tunnel, index, forward)
+            if bound is None:
                 log.error("relay camid %d: no free public port for forward %s", tunnel.camid, forward.name)
                 continue
-            tunnel.listeners[forward.name] = server
-            tunnel.ports[forward.name] = server.sockets[0].getsockname()[1]
+            tunnel.listeners[forward.name], tunnel.ports[forward.name] = bound
 
-    async def _bind_forward(self, tunnel: RelayTunnel, index: int, forward: Forward) -> asyncio.Server | None:
+    async def _bind_forward(
+        self, tunnel: RelayTunnel, index: int, forward: Forward
+    ) -> tuple[asyncio.Server, int] | None:
+        """A listener for ``forward`` and its port; None when no port could be bound."""
         loop = asyncio.get_running_loop()
         remembered = await self.store.port_for(tunnel.camid, forward.name)
         taken = await self.store.ports_in_use()
@@ -433,9 +435,11 @@ class RelayServer:
                             tunnel.camid, forward.name, port, exc.strerror,
                         )
                     continue
-                bound = server.sockets[0].getsockname()[1]
+                # Asked only for an ephemeral port: uvloop keeps the socket objects that
+                # .sockets makes, 0.2 KiB a listener for the life of the tunnel.
+                bound = port or server.sockets[0].getsockname()[1]
                 if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
-                    return server
+                    return server, bound
                 server.close()  # leased meanwhile to another device of this node
             finally:
                 self.ports.binding.discard(port)
