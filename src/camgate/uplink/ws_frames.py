@@ -24,23 +24,25 @@ try:  # aiohttp's own masking (C when compiled): private, so its absence is allo
 except ImportError:  # pragma: no cover - a later aiohttp moved it
     websocket_mask = None
 
-_BINARY = 0x80 | 0x2  # FIN + opcode 2
+_FIN = 0x80
+_BINARY = 0x2
 _MASKED = 0x80
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 
 
-def frame_header(size: int, mask: bytes = b"") -> bytes:
-    """The header of one unfragmented BINARY frame of ``size`` bytes, with ``mask`` (4
-    bytes) when the client sends it."""
+def frame_header(size: int, mask: bytes = b"", opcode: int = _BINARY) -> bytes:
+    """The header of one unfragmented frame (BINARY unless ``opcode`` says otherwise) of
+    ``size`` bytes, with ``mask`` (4 bytes) when the client sends it."""
     bit = _MASKED if mask else 0
+    first = _FIN | opcode
     if size < 126:
-        head = _SHORT.pack(_BINARY, size | bit)
+        head = _SHORT.pack(first, size | bit)
     elif size < 1 << 16:
-        head = _MEDIUM.pack(_BINARY, 126 | bit, size)
+        head = _MEDIUM.pack(first, 126 | bit, size)
     else:
-        head = _LONG.pack(_BINARY, 127 | bit, size)
+        head = _LONG.pack(first, 127 | bit, size)
     return head + mask
 
 
