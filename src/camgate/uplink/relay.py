@@ -46,7 +46,9 @@ from .relay_config import RelayConfig, _host_port
 from .relay_http import header, json_error, store_unavailable_middleware
 from .relay_metrics import RelayMetrics
 from .relay_node import NodeKeeper
+from . import relay_ws
 from .relay_tunnel import HELLO_TIMEOUT, DeviceLocks, RelayTunnel, receive_hello
+from .relay_ws import TunnelWebSocket
 from .relay_store import Device
 from .store import ENROLLED_CAMID_BASE, NodeInfo, RelayStateStore, StoreUnavailable, open_store
 from .store.file import FileStore
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 
 TUNNEL_PATH = "/ra-proxy"
 _MAX_MESSAGE = 1024 * 1024  # WebSocket messages beyond this end the tunnel (aiohttp limit)
+_CLOSE_TIMEOUT = 1.0  # how long a closing tunnel waits for the peer's CLOSE
 __all__ = ["ENROLLED_CAMID_BASE", "RelayConfig", "RelayServer", "_host_port", "run_relay", "start_relay"]
 
 
@@ -67,6 +70,7 @@ class RelayServer:
         self.tunnels: dict[int, RelayTunnel] = {}
         self.device_locks = DeviceLocks()  # one tunnel per device at a time through _tunnel
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
+        self._carrying: set[asyncio.Task[None]] = set()  # tunnels handed over by aiohttp (_tunnel)
         self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
         self.ports = PortPicker(config.port_range)
@@ -119,6 +123,9 @@ class RelayServer:
         if self.node is not None:
             await self.node.stop()
         await asyncio.gather(*(tunnel.stop() for tunnel in list(self.tunnels.values())))
+        for task in list(self._carrying):  # those still waiting for a hello or their turn
+            task.cancel()
+        await asyncio.gather(*self._carrying, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -315,31 +322,59 @@ class RelayServer:
             self.metrics.events.tunnel_refused("invalid_token")
             return json_error(403, "invalid token")
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
+            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=_CLOSE_TIMEOUT
         )
+        # The connection's bytes go to the tunnel's own WebSocket from the 101 on (relay_ws.py).
+        conn = self.guard.by_transport.get(request.transport)
+        own = relay_ws.take_over(conn, request, _MAX_MESSAGE, _CLOSE_TIMEOUT)
         try:
             await ws.prepare(request)
-        except ConnectionResetError:  # the device left during the handshake: no one to serve
+        except BaseException as exc:
+            if own is not None:
+                relay_ws.give_back(conn, request)  # aiohttp answers (a bad upgrade) or cleans up
+            if not isinstance(exc, ConnectionResetError):
+                raise
+            # The device left during the handshake: no one to serve. Not the half-made
+            # WebSocket, which aiohttp would close and log a traceback for ("Call
+            # .prepare() first"): its write of this fails quietly instead.
             log.info("relay camid %d: left during the WebSocket handshake", device.camid)
-            # Not the half-made WebSocket, which aiohttp would close and log a traceback
-            # for ("Call .prepare() first"): its write of this fails quietly instead.
             return web.Response()
         self.guard.trust(request)  # a device's tunnel from here on: its own limits apply
+        if own is None:
+            await self._carry(device, ws, request.remote)
+            return ws
+        remote = request.remote
+        relay_ws.release(request)  # with its request, handler and tasks: the tunnel goes on in its own
+        task = asyncio.get_running_loop().create_task(
+            self._carry_own(device, own, remote), name=f"relay camid {device.camid}")
+        self._carrying.add(task)
+        task.add_done_callback(self._carrying.discard)
+        return web.Response()  # aiohttp holds no transport now: its write of this fails quietly
+
+    async def _carry_own(self, device: Device, ws: TunnelWebSocket, remote: str | None) -> None:
+        try:
+            await self._carry(device, ws, remote)
+        finally:  # cancelled as the relay closes, before a session closed it
+            if ws.transport is not None:
+                ws.transport.close()
+
+    async def _carry(self, device: Device, ws: Any, remote: str | None) -> None:
+        """The tunnel on WebSocket ``ws``, from the hello until it ends."""
         label = f"relay camid {device.camid}"
         try:
             hello = await receive_hello(ws)
         except ProtocolError as exc:
-            log.warning("%s: bad hello from %s: %s", label, request.remote, exc)
+            log.warning("%s: bad hello from %s: %s", label, remote, exc)
             self.metrics.events.tunnel_refused("bad_hello")
             await ws.close(code=1008, message=str(exc)[:120].encode())
-            return ws
+            return
         except asyncio.TimeoutError:
-            log.warning("%s: no hello from %s within %gs", label, request.remote, HELLO_TIMEOUT)
+            log.warning("%s: no hello from %s within %gs", label, remote, HELLO_TIMEOUT)
             self.metrics.events.tunnel_refused("no_hello")
             await ws.close(code=1008, message=b"no hello")
-            return ws
+            return
         if hello is None:
-            return ws
+            return
         connection = TunnelConnection(
             Role.RELAY, hello, max_connections=self.config.max_connections, limits=self.config.limits
         )
@@ -356,7 +391,7 @@ class RelayServer:
                 reason, code, message = refusal
                 self.metrics.events.tunnel_refused(reason)
                 await ws.close(code=code, message=message)
-                return ws
+                return
             self.tunnels[device.camid] = tunnel
             self.metrics.events.tunnels_opened += 1
             self.heap.changed()
@@ -369,7 +404,7 @@ class RelayServer:
         )
         log.info(
             "%s: tunnel up from %s (agent %s), ports %s",
-            label, request.remote, hello.agent_version, ", ".join(f"{n}={p}" for n, p in tunnel.ports.items()),
+            label, remote, hello.agent_version, ", ".join(f"{n}={p}" for n, p in tunnel.ports.items()),
         )
         try:
             await session.run()
@@ -383,7 +418,6 @@ class RelayServer:
             log.info("%s: tunnel down", label)
             with contextlib.suppress(StoreUnavailable):  # the next heartbeat forgets it then
                 await self.store.release(device.camid, tunnel.proxy_id)
-        return ws
 
     async def _take_device(self, device: Device, tunnel: RelayTunnel) -> tuple[str, int, bytes] | None:
         """Lease the tunnel's ports and make this node the device's holder; or why not
