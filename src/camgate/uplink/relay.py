@@ -25,7 +25,6 @@ import logging
 import secrets
 import signal
 import ssl
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -460,7 +459,7 @@ class RelayServer:
             try:
                 try:
                     server = await loop.create_server(
-                        partial(tunnel.session.viewer_protocol, index), self.config.host, port, reuse_address=True
+                        lambda: tunnel.session.viewer_protocol(index), self.config.host, port, reuse_address=True
                     )
                 except OSError as exc:
                     if port == remembered:
