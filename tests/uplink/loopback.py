@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import os
 import random
 import socket
 from typing import Callable
@@ -255,4 +257,28 @@ class FakeRelay:
             await self._runner.cleanup()
 
 
+def client_frame(opcode: int, payload: bytes, fin: bool) -> bytes:
+    """One masked client-to-server WebSocket frame (RFC 6455), built by hand."""
+    mask = os.urandom(4)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
+
+async def upgrade_by_hand(port: int, token: str, then: bytes = b"") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open the tunnel's WebSocket with a hand-written upgrade request (and ``then``
+    right after it, in the same write); the connection once the 101 has come."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /ra-proxy HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ra-proxy\r\n"
+                  f"Authorization: {token}\r\n\r\n").encode() + then)
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101") and b"ra-proxy" in head, head
+    return reader, writer

@@ -19,7 +19,9 @@ from camgate.uplink.protocol import Forward, build_hello, decode_frame, encode_c
 from camgate.uplink.flow import FlowLimits
 from camgate.uplink.tokens import encode_access_token
 
-from .loopback import ADMIN_TOKEN, free_port, read_eof, spec_for, tunnel_up, wait_until
+from .loopback import (
+    ADMIN_TOKEN, client_frame, free_port, read_eof, spec_for, tunnel_up, upgrade_by_hand, wait_until,
+)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -535,47 +537,21 @@ async def test_reissued_token_ends_the_live_tunnel(relay, make_client):
     assert client.status.reason == "invalid token" and relay.tunnel(1015) is None
 
 
-def _client_frame(opcode: int, payload: bytes, fin: bool) -> bytes:
-    """One masked client-to-server WebSocket frame (RFC 6455), built by hand."""
-    mask = os.urandom(4)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 async def test_fragmented_messages_are_reassembled(relay, open_viewer):
-    import base64
-
     device, _ = relay.register_device(1016)
-    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            f"GET /ra-proxy HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: ra-proxy\r\nAuthorization: {device.access_token}\r\n\r\n"
-        ).encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101") and b"ra-proxy" in head
+    _, writer = await upgrade_by_hand(relay.port, device.access_token)
     hello = build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]).encode()
     # The hello in three fragments: TEXT, continuation, final continuation.
-    writer.write(_client_frame(0x1, hello[:10], False) + _client_frame(0x0, hello[10:20], False)
-                 + _client_frame(0x0, hello[20:], True))
+    writer.write(client_frame(0x1, hello[:10], False) + client_frame(0x0, hello[10:20], False)
+                 + client_frame(0x0, hello[20:], True))
     await wait_until(lambda: relay.tunnel(1016) is not None, what="the tunnel")
 
     viewer_reader, viewer_writer = await open_viewer(relay.tunnel(1016).ports["rtsp"])
     await wait_until(lambda: relay.tunnel(1016).session.connection.open_connections == 1, what="the viewer's id")
     (cid,) = [cid for cid, _ in relay.tunnel(1016).session.connection.table.items()]
     frame = encode_data(cid, b"fragmented payload")
-    writer.write(_client_frame(0x2, frame[:2], False) + _client_frame(0x0, frame[2:9], False)
-                 + _client_frame(0x0, frame[9:], True))
+    writer.write(client_frame(0x2, frame[:2], False) + client_frame(0x0, frame[2:9], False)
+                 + client_frame(0x0, frame[9:], True))
     assert await viewer_reader.readexactly(18) == b"fragmented payload"
     writer.close()
 
@@ -619,3 +595,55 @@ async def test_run_relay_shuts_down_on_sigterm(tmp_path):
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_relay_keeps_no_lock_for_a_device_whose_tunnel_is_gone(relay):
+    async with aiohttp.ClientSession() as http:
+        for camid in (1500, 1501):
+            device, _ = relay.register_device(camid)
+            ws = await http.ws_connect(
+                f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
+            )
+            await ws.send_str(build_hello([Forward("rtsp", "tcp", "127.0.0.1", 554)]))
+            await wait_until(lambda: relay.tunnel(camid) is not None, what="the tunnel")
+            await ws.close()
+            await wait_until(lambda: relay.tunnel(camid) is None, what="the tunnel to end")
+    assert len(relay.device_locks) == 0
+
+
+
+async def test_a_device_lock_lets_one_tunnel_in_at_a_time_and_goes_with_the_last():
+    from camgate.uplink.relay_tunnel import DeviceLocks
+
+    locks, order = DeviceLocks(), []
+
+    async def tunnel(name: str) -> None:
+        async with locks.hold(7):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.01)
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(tunnel("a"))
+    await asyncio.sleep(0)
+    given_up = asyncio.create_task(tunnel("c"))  # cancelled while it waits
+    await asyncio.sleep(0)
+    given_up.cancel()
+    await asyncio.gather(first, tunnel("b"))
+    with pytest.raises(asyncio.CancelledError):
+        await given_up
+    assert order == ["a in", "a out", "b in", "b out"]
+    assert len(locks) == 0
+
+
+async def test_an_idle_tunnel_runs_no_session_task_on_either_end(relay, make_client):
+    """Thousands of idle tunnels sit on a relay: no reader, writer, liveness or stop task
+    each (camgate's own WebSocket hands messages over in its read callback)."""
+    device, _ = relay.register_device(1502)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", 554)))
+    await tunnel_up(client, relay, 1502)
+
+    def session_tasks(label: str) -> list[str]:
+        return sorted(n for t in asyncio.all_tasks() if (n := t.get_name()).startswith("uplink-") and n.endswith(label))
+
+    await wait_until(lambda: not session_tasks("relay camid 1502"), what="the relay's writer to finish")
+    assert session_tasks("tunnel test device") == []

@@ -9,10 +9,12 @@ import asyncio
 import base64
 import json
 import logging
+import socket
+import struct
 
 import pytest
 
-from .loopback import ADMIN_TOKEN
+from .loopback import ADMIN_TOKEN, wait_until
 
 # Deeper than Python's recursion limit, yet within aiohttp's 8190-byte header line.
 NESTED_TOKEN = base64.b64encode(b'{"camid": 1, "x": ' + b"[" * 2500 + b"]" * 2500 + b"}")
@@ -105,3 +107,17 @@ async def test_admin_api_refuses_a_camid_past_64_bits_in_the_body_and_takes_the_
     assert status == 201 and body["camid"] == MAX_CAMID
     status, body = await raw_request(relay.port, b"GET", b"/api/device/%d" % MAX_CAMID, admin)
     assert status == 404  # known, but no tunnel: the path's camid was read
+
+
+async def test_a_device_that_leaves_during_the_websocket_handshake_is_one_quiet_line(relay, no_tracebacks, caplog):
+    caplog.set_level(logging.INFO)
+    device, _ = relay.register_device(1300)
+    upgrade = (b"GET /ra-proxy HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               b"Sec-WebSocket-Protocol: ra-proxy\r\nAuthorization: %s\r\n\r\n" % device.access_token.encode())
+    with socket.create_connection(("127.0.0.1", relay.port)) as sock:
+        sock.sendall(upgrade)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    await wait_until(lambda: "left during the WebSocket handshake" in caplog.text, what="the relay to notice")
+    await asyncio.sleep(0.1)  # what aiohttp does with the handler's answer comes next
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -29,8 +29,10 @@ class ConnectionTable(Generic[T]):
         self.capacity = capacity
         self._entries: dict[int, T] = {}
         # Frames for an id just closed are normal (they crossed our C on the wire);
-        # remembering recent ids lets the caller log those quietly.
-        self._recently_closed: deque[int] = deque(maxlen=remember_closed)
+        # remembering recent ids lets the caller log those quietly. Made at the first
+        # close: a tunnel that never carried a connection keeps none.
+        self._remember_closed = remember_closed
+        self._recently_closed: deque[int] | None = None
         self._next_id = 0
 
     def __len__(self) -> int:
@@ -89,14 +91,16 @@ class ConnectionTable(Generic[T]):
         value = self._entries.pop(client_id, None)
         if value is None:
             return None
+        if self._recently_closed is None:
+            self._recently_closed = deque(maxlen=self._remember_closed)
         self._recently_closed.append(client_id)
         return value
 
     def why_unknown(self, client_id: int) -> str:
         """Why a frame for an id not in the table is being ignored, for the log."""
-        if client_id in self._recently_closed:
+        if self.was_recently_closed(client_id):
             return f"id {client_id} was closed recently (frame crossed a C)"
         return f"id {client_id} is not open"
 
     def was_recently_closed(self, client_id: int) -> bool:
-        return client_id in self._recently_closed
+        return self._recently_closed is not None and client_id in self._recently_closed

@@ -35,6 +35,7 @@ from camgate.process_limits import raise_open_files_limit
 
 from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
+from .heap import HeapTrimmer
 from .connection import Role, TunnelConnection
 from .enrollment import ENROLLMENT_HEADER, presents_secret
 from .port_picker import PortPicker
@@ -44,18 +45,20 @@ from .relay_config import RelayConfig, _host_port
 from .relay_http import header, json_error, store_unavailable_middleware
 from .relay_metrics import RelayMetrics
 from .relay_node import NodeKeeper
-from .relay_tunnel import HELLO_TIMEOUT, RelayTunnel, receive_hello
+from .relay_tunnel import HELLO_TIMEOUT, DeviceLocks, RelayTunnel, receive_hello
+from .ws_link import WebSocketLink
+from .ws_link import accept as accept_websocket
 from .relay_store import Device
 from .store import ENROLLED_CAMID_BASE, NodeInfo, RelayStateStore, StoreUnavailable, open_store
 from .store.file import FileStore
 from .session import TunnelSession
-from .ws_link import accept as accept_websocket
 from .tokens import InvalidToken, decode_access_token, encode_access_token
 
 log = logging.getLogger(__name__)
 
 TUNNEL_PATH = "/ra-proxy"
 _MAX_MESSAGE = 1024 * 1024  # WebSocket messages beyond this end the tunnel (aiohttp limit)
+_CLOSE_TIMEOUT = 1.0  # how long a closing tunnel waits for the peer's CLOSE
 __all__ = ["ENROLLED_CAMID_BASE", "RelayConfig", "RelayServer", "_host_port", "run_relay", "start_relay"]
 
 
@@ -64,8 +67,10 @@ class RelayServer:
         self.config = config
         self.store: RelayStateStore = open_store(config)
         self.tunnels: dict[int, RelayTunnel] = {}
-        self._device_locks: dict[int, asyncio.Lock] = {}
+        self.device_locks = DeviceLocks()  # one tunnel per device at a time through _tunnel
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
+        self._carrying: set[asyncio.Task[None]] = set()  # tunnels handed over by aiohttp (_tunnel)
+        self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
         self.ports = PortPicker(config.port_range)
         self._runner: web.AppRunner | None = None
@@ -117,10 +122,14 @@ class RelayServer:
         if self.node is not None:
             await self.node.stop()
         await asyncio.gather(*(tunnel.stop() for tunnel in list(self.tunnels.values())))
+        for task in list(self._carrying):  # those still waiting for a hello or their turn
+            task.cancel()
+        await asyncio.gather(*self._carrying, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         self.guard.close()
+        self.heap.close()
         await self.store.close()
 
     @property
@@ -312,36 +321,58 @@ class RelayServer:
             self.metrics.events.tunnel_refused("invalid_token")
             return json_error(403, "invalid token")
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=1.0
+            protocols=(SUBPROTOCOL,), autoping=False, max_msg_size=_MAX_MESSAGE, timeout=_CLOSE_TIMEOUT
         )
         try:
             link = await accept_websocket(ws, request)  # camgate reads it from here on (ws_link.py)
-        except ConnectionResetError:  # the device left during the handshake: no one to serve
+        except ConnectionResetError:
+            # The device left during the handshake: no one to serve. Not the half-made
+            # WebSocket, which aiohttp would close and log a traceback for ("Call
+            # .prepare() first"): its write of this fails quietly instead.
             log.info("relay camid %d: left during the WebSocket handshake", device.camid)
-            return ws
+            return web.Response()
         self.guard.trust(request)  # a device's tunnel from here on: its own limits apply
+        guarded = self.guard.by_transport.get(request.transport)
+        if not isinstance(link, WebSocketLink) or guarded is None:  # the tunnel runs in this handler
+            await self._carry(device, link, request.remote)
+            return ws
+        remote = request.remote
+        _release(request, guarded)
+        task = asyncio.get_running_loop().create_task(
+            self._carry_own(device, link, remote), name=f"relay camid {device.camid}")
+        self._carrying.add(task)
+        task.add_done_callback(self._carrying.discard)
+        return web.Response()  # aiohttp holds no transport now: its write of this fails quietly
+
+    async def _carry_own(self, device: Device, link: WebSocketLink, remote: str | None) -> None:
+        try:
+            await self._carry(device, link, remote)
+        finally:  # cancelled as the relay closes, before a session closed it
+            link.close_connection()
+
+    async def _carry(self, device: Device, ws: Any, remote: str | None) -> None:
+        """The tunnel on WebSocket ``ws``, from the hello until it ends."""
         label = f"relay camid {device.camid}"
         try:
-            hello = await receive_hello(link)
+            hello = await receive_hello(ws)
         except ProtocolError as exc:
-            log.warning("%s: bad hello from %s: %s", label, request.remote, exc)
+            log.warning("%s: bad hello from %s: %s", label, remote, exc)
             self.metrics.events.tunnel_refused("bad_hello")
-            await link.close(code=1008, message=str(exc)[:120].encode())
-            return ws
+            await ws.close(code=1008, message=str(exc)[:120].encode())
+            return
         except asyncio.TimeoutError:
-            log.warning("%s: no hello from %s within %gs", label, request.remote, HELLO_TIMEOUT)
+            log.warning("%s: no hello from %s within %gs", label, remote, HELLO_TIMEOUT)
             self.metrics.events.tunnel_refused("no_hello")
-            await link.close(code=1008, message=b"no hello")
-            return ws
+            await ws.close(code=1008, message=b"no hello")
+            return
         if hello is None:
-            return ws
+            return
         connection = TunnelConnection(
             Role.RELAY, hello, max_connections=self.config.max_connections, limits=self.config.limits
         )
-        session = TunnelSession(link, connection, label=label, liveness=self.config.liveness)
+        session = TunnelSession(ws, connection, label=label, liveness=self.config.liveness)
         tunnel = RelayTunnel(device.camid, hello, session)
-        lock = self._device_locks.setdefault(device.camid, asyncio.Lock())
-        async with lock:
+        async with self.device_locks.hold(device.camid):
             old = self.tunnels.get(device.camid)
             if old is not None:
                 log.info("%s: new tunnel replaces the old one", label)
@@ -351,10 +382,11 @@ class RelayServer:
                 tunnel.close_listeners()
                 reason, code, message = refusal
                 self.metrics.events.tunnel_refused(reason)
-                await link.close(code=code, message=message)
-                return ws
+                await ws.close(code=code, message=message)
+                return
             self.tunnels[device.camid] = tunnel
             self.metrics.events.tunnels_opened += 1
+            self.heap.changed()
         # camgate's extension message (a reference agent ignores a TEXT after the hello):
         # the public ports, the D payload we take, and the offer of flow control.
         session.announce(
@@ -364,7 +396,7 @@ class RelayServer:
         )
         log.info(
             "%s: tunnel up from %s (agent %s), ports %s",
-            label, request.remote, hello.agent_version, ", ".join(f"{n}={p}" for n, p in tunnel.ports.items()),
+            label, remote, hello.agent_version, ", ".join(f"{n}={p}" for n, p in tunnel.ports.items()),
         )
         try:
             await session.run()
@@ -373,11 +405,11 @@ class RelayServer:
             if self.tunnels.get(device.camid) is tunnel:
                 del self.tunnels[device.camid]
             self.metrics.events.tunnel_ended(session)
-            tunnel.finished.set()
+            tunnel.ended()
+            self.heap.changed()
             log.info("%s: tunnel down", label)
             with contextlib.suppress(StoreUnavailable):  # the next heartbeat forgets it then
                 await self.store.release(device.camid, tunnel.proxy_id)
-        return ws
 
     async def _take_device(self, device: Device, tunnel: RelayTunnel) -> tuple[str, int, bytes] | None:
         """Lease the tunnel's ports and make this node the device's holder; or why not
@@ -402,14 +434,16 @@ class RelayServer:
 
     async def _open_listeners(self, tunnel: RelayTunnel) -> None:
         for index, forward in enumerate(tunnel.hello.forwards):
-            server = await self._bind_forward(tunnel, index, forward)
-            if server is None:
+            bound = await self._bind_forward(tunnel, index, forward)
+            if bound is None:
                 log.error("relay camid %d: no free public port for forward %s", tunnel.camid, forward.name)
                 continue
-            tunnel.listeners[forward.name] = server
-            tunnel.ports[forward.name] = server.sockets[0].getsockname()[1]
+            tunnel.listeners[forward.name], tunnel.ports[forward.name] = bound
 
-    async def _bind_forward(self, tunnel: RelayTunnel, index: int, forward: Forward) -> asyncio.Server | None:
+    async def _bind_forward(
+        self, tunnel: RelayTunnel, index: int, forward: Forward
+    ) -> tuple[asyncio.Server, int] | None:
+        """A listener for ``forward`` and its port; None when no port could be bound."""
         loop = asyncio.get_running_loop()
         remembered = await self.store.port_for(tunnel.camid, forward.name)
         taken = await self.store.ports_in_use()
@@ -427,9 +461,11 @@ class RelayServer:
                             tunnel.camid, forward.name, port, exc.strerror,
                         )
                     continue
-                bound = server.sockets[0].getsockname()[1]
+                # Asked only for an ephemeral port: uvloop keeps the socket objects that
+                # .sockets makes, 0.2 KiB a listener for the life of the tunnel.
+                bound = port or server.sockets[0].getsockname()[1]
                 if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
-                    return server
+                    return server, bound
                 server.close()  # leased meanwhile to another device of this node
             finally:
                 self.ports.binding.discard(port)
@@ -460,3 +496,19 @@ def run_relay(config: RelayConfig) -> None:
 
     raise_open_files_limit()  # before the guard sizes its cap from the limit
     event_loop.run(main())
+
+
+def _release(request: web.BaseRequest, guarded: Any) -> None:
+    """aiohttp lets go of ``request``'s connection, which a WebSocketLink reads now.
+
+    aiohttp keeps a great deal per WebSocket it serves for as long as its handler runs:
+    the upgrade request and its headers, a request handler with its HTTP parser and
+    queue, two tasks and their frames, the response and its writer; on a relay holding
+    thousands of idle tunnels that was about 9 KiB of each one's 25. So the handler is
+    told the connection is gone (its transport taken away first, or it would close it),
+    the guard's connection passes nothing more to it (the link tells the guard itself),
+    and the tunnel goes on in a task of the relay's own."""
+    guarded.inner = None
+    handler = request.protocol
+    handler.transport = None
+    handler.connection_lost(None)

@@ -138,7 +138,10 @@ class TunnelSession:
         self._liveness_times = liveness
         self._on_endpoints = on_endpoints
         self._legs: set[_Leg] = set()  # every leg with a channel until its socket is gone
-        self._out: deque[bytes | bytearray | str] = deque()
+        # Messages waiting for the writer task. Both exist only while something waits:
+        # an idle tunnel holds no queue and no task (thousands of them sit on a relay).
+        self._out: deque[bytes | bytearray | str] | None = None
+        self._writer: asyncio.Task[None] | None = None
         # BINARY messages written at once while nothing waits in _out (ws_frames.py). Their
         # bytes are reported sent once the events that queued them are all carried out:
         # a pause among those events must not land after the resume that sending them
@@ -146,24 +149,14 @@ class TunnelSession:
         self._direct = ws.frames if self._link is not None else direct_frames(ws)
         self._unreported = 0
         self._applying = 0
-        self._out_ready = asyncio.Event()
-        self._socket_drained = asyncio.Event()
+        self._drained: asyncio.Future[None] | None = None  # while the reader waits for sockets
         self._ended = False
         self._complaints = 0
-        self._stop = asyncio.Event()
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            ev.Send: self._send,
-            ev.Data: self._deliver,
-            ev.PauseRequested: lambda event: event.channel.socket.pause_reading(),
-            ev.ResumeRequested: lambda event: event.channel.socket.resume_reading(),
-            ev.Closed: lambda event: self._end_leg(event.channel.socket, flush=True),
-            ev.Opened: self._open_camera_leg,
-            ev.Dropped: self._drop,
-            ev.Ignored: self._ignore,
-            ev.StoppedWaiting: self._stopped_waiting,
-            ev.FlowOffered: self._flow_offered,
-            ev.Endpoints: self._endpoints,
-        }
+        # The session's end, with the error that ended it (None: a normal end); made by run().
+        self._done: asyncio.Future[BaseException | None] | None = None
+        self._closing = False  # close() came, maybe before run()
+        self._tick_handle: asyncio.TimerHandle | None = None  # liveness: a timer, not a task
+        self._pinging: asyncio.Task[None] | None = None
 
     # --- public ------------------------------------------------------------
 
@@ -183,41 +176,43 @@ class TunnelSession:
         self._apply(self.connection.announce(endpoints))
 
     async def run(self) -> None:
-        """Carry frames until the WebSocket closes, the peer dies or :meth:`close` is called."""
+        """Carry frames until the WebSocket closes, the peer dies or :meth:`close` is called.
+
+        camgate's own WebSocket (ws_link.py) hands over each message in its read callback;
+        aiohttp's is read by a task. A writer task exists only while messages wait for it,
+        and liveness is a timer: an idle tunnel runs no task of its own on a link, one on
+        aiohttp's WebSocket."""
         steady_heap()
         loop = asyncio.get_running_loop()
         self._liveness = Liveness(loop.time(), self._liveness_times.ping_after, self._liveness_times.dead_after)
+        self._done = done = loop.create_future()
+        if self._closing:
+            done.set_result(None)
         self._time = loop.time
-        link = self._link
-        reader: asyncio.Future[Any]
-        if link is not None:  # messages come in its read callback (_on_message): wait for its end
+        link, reader = self._link, None
+        if link is not None:
             link.set_receiver(self._on_message)
-            reader = asyncio.shield(link.done)
+            link.done.add_done_callback(self._link_ended)
         else:
-            reader = asyncio.create_task(self._read_loop(), name=f"uplink-reader {self.label}")
-        tasks = [
-            reader,
-            asyncio.create_task(self._write_loop(), name=f"uplink-writer {self.label}"),
-            asyncio.create_task(self._watch_liveness(), name=f"uplink-liveness {self.label}"),
-            asyncio.create_task(self._stop.wait(), name=f"uplink-stop {self.label}"),
-        ]
+            reader = loop.create_task(self._read_loop(), name=f"uplink-reader {self.label}")
+            reader.add_done_callback(self._reader_ended)
+        self._tick_handle = loop.call_later(self._liveness_times.tick, self._tick)
+        if self._out:
+            self._start_writer()  # what was queued before run (the extension message)
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if link is not None and reader in done and reader.result() is not None:
-                log.info("%s: websocket error: %s", self.label, reader.result())
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    exc = task.exception()
-                    if isinstance(exc, (OSError, asyncio.TimeoutError, ClientError, ProtocolError)):
-                        log.info("%s: tunnel ends: %s", self.label, str(exc) or type(exc).__name__)
-                    else:  # a bug, not the network: say so, with where it happened
-                        log.error("%s: tunnel ends on an unexpected error", self.label, exc_info=exc)
+            exc = await done
+            if exc is not None:
+                if isinstance(exc, (OSError, asyncio.TimeoutError, ClientError, ProtocolError)):
+                    log.info("%s: tunnel ends: %s", self.label, str(exc) or type(exc).__name__)
+                else:  # a bug, not the network: say so, with where it happened
+                    log.error("%s: tunnel ends on an unexpected error", self.label, exc_info=exc)
         finally:
             self._ended = True
             if link is not None:
                 link.set_receiver(None)
-            if self._drain_task is not None:
-                tasks.append(self._drain_task)
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+            tasks = [task for task in (reader, self._writer, self._pinging, self._drain_task) if task is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,16 +228,37 @@ class TunnelSession:
 
     def close(self) -> None:
         """End the session from outside (the tunnel was replaced or the process stops)."""
-        self._stop.set()
+        self._closing = True
+        self._finish(None)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        """End run(), with the error that ended the session (None: a normal end)."""
+        if self._done is not None and not self._done.done():
+            self._done.set_result(exc)
+
+    def _reader_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            self._finish(task.exception())
+
+    def _link_ended(self, done: asyncio.Future[str | None]) -> None:
+        """The link's connection ended; with why, when a frame broke the WebSocket's rules."""
+        if not done.cancelled() and done.result() is not None:
+            log.info("%s: websocket error: %s", self.label, done.result())
+        self._finish(None)
+
+    def _helper_ended(self, task: asyncio.Task[None]) -> None:
+        """The writer or a ping: its error ends the session; its normal end does not."""
+        if not task.cancelled() and task.exception() is not None:
+            self._finish(task.exception())
 
     # --- carrying out the connection's events --------------------------------------
 
     def _apply(self, events: Sequence[ev.Event]) -> None:
-        handlers = self._handlers
+        handlers = _HANDLERS
         self._applying += 1
         try:
             for event in events:
-                handlers[type(event)](event)
+                handlers[type(event)](self, event)
         finally:
             self._applying -= 1
         if self._unreported and not self._applying:
@@ -259,8 +275,20 @@ class TunnelSession:
             direct.write(message)
             self._unreported += len(message)  # reported at the end of _apply
             return
+        if self._out is None:
+            self._out = deque()
         self._out.append(message)
-        self._out_ready.set()
+        if self._writer is None and self._done is not None:  # else run() starts it
+            self._start_writer()
+
+    def _pause(self, event: ev.PauseRequested) -> None:
+        event.channel.socket.pause_reading()
+
+    def _resume(self, event: ev.ResumeRequested) -> None:
+        event.channel.socket.resume_reading()
+
+    def _closed(self, event: ev.Closed) -> None:
+        self._end_leg(event.channel.socket, flush=True)
 
     def _drop(self, event: ev.Dropped) -> None:
         log.warning("%s: closing connection %s: %s", self.label, event.client_id, event.reason)
@@ -359,11 +387,18 @@ class TunnelSession:
             if events:
                 self._apply(events)
                 continue  # look again at once: a dropped socket frees its bytes
-            self._socket_drained.clear()
+            self._drained = loop.create_future()
             try:
-                await asyncio.wait_for(self._socket_drained.wait(), 0.1)
+                await asyncio.wait_for(self._drained, 0.1)
             except asyncio.TimeoutError:
                 pass
+            finally:
+                self._drained = None
+
+    def _socket_drained(self) -> None:
+        """Wake the reader if it waits for sockets to drain (one did, or went away)."""
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     def _sizes(self) -> Iterator[tuple[Channel, int]]:
         for leg in self._legs:
@@ -381,12 +416,16 @@ class TunnelSession:
         else:
             self._apply(connection.send_data(leg.channel, memoryview(staging)[3 : 3 + size]))
 
-    async def _write_loop(self) -> None:
-        while True:
-            while not self._out:
-                self._out_ready.clear()
-                await self._out_ready.wait()
-            message = self._out.popleft()
+    def _start_writer(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write_queued(), name=f"uplink-writer {self.label}")
+        self._writer.add_done_callback(self._helper_ended)
+
+    async def _write_queued(self) -> None:
+        out = self._out
+        assert out is not None
+        while out:
+            message = out.popleft()
             events = self.connection.sent(len(message))
             if events:
                 self._apply(events)
@@ -394,6 +433,10 @@ class TunnelSession:
                 await self._ws.send_str(message)
             else:
                 await self._ws.send_bytes(message)
+        # Nothing waits: no await since the last look, so _send starts a new writer for
+        # whatever it queues next.
+        self._writer = None
+        self._out = None
 
     # --- legs ----------------------------------------------------------------
 
@@ -417,18 +460,18 @@ class TunnelSession:
                 transport.write(b"".join(leg.pending))
             leg.pending.clear()
             leg.pending_bytes = 0
-            self._socket_drained.set()
+            self._socket_drained()
             events = self.connection.socket_connected(leg.channel, leg.buffered())
         self._apply(events)
 
     def _leg_drained(self, leg: _Leg) -> None:
         """``leg``'s socket drained to its low-water mark (asyncio's resume_writing)."""
-        self._socket_drained.set()
+        self._socket_drained()
         if leg.channel is not None and not leg.ended:
             self._apply(self.connection.socket_drained(leg.channel, leg.buffered()))
 
     def _leg_lost(self, leg: _Leg) -> None:
-        self._socket_drained.set()
+        self._socket_drained()
         if leg.channel is not None and leg in self._legs:
             self._legs.discard(leg)
             self._apply(self.connection.socket_lost(leg.channel))
@@ -480,16 +523,39 @@ class TunnelSession:
 
     # --- liveness ------------------------------------------------------------
 
-    async def _watch_liveness(self) -> None:
+    def _tick(self) -> None:
+        """Every ``tick`` seconds: the connection's timers, then the peer's liveness."""
+        self._tick_handle = None
+        if self._ended:
+            return
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._liveness_times.tick)
+        try:
             self._apply(self.connection.poll(loop.time()))
-            verdict = self._liveness.poll(loop.time())
-            if verdict == Liveness.PING:
-                await self._ws.ping()
-            elif verdict == Liveness.DEAD:
-                log.warning(
-                    "%s: peer silent for %gs, closing the tunnel", self.label, self._liveness_times.dead_after
-                )
-                return
+        except Exception as exc:  # noqa: BLE001 - a bug: run() says so and ends the session
+            self._finish(exc)
+            return
+        verdict = self._liveness.poll(loop.time())
+        if verdict == Liveness.DEAD:
+            log.warning("%s: peer silent for %gs, closing the tunnel", self.label, self._liveness_times.dead_after)
+            self._finish(None)
+            return
+        if verdict == Liveness.PING and (self._pinging is None or self._pinging.done()):
+            self._pinging = loop.create_task(self._ws.ping(), name=f"uplink-ping {self.label}")
+            self._pinging.add_done_callback(self._helper_ended)
+        self._tick_handle = loop.call_later(self._liveness_times.tick, self._tick)
+
+
+# What carries out each kind of event (a table per class, not one per session).
+_HANDLERS: dict[type, Callable[[TunnelSession, Any], None]] = {
+    ev.Send: TunnelSession._send,
+    ev.Data: TunnelSession._deliver,
+    ev.PauseRequested: TunnelSession._pause,
+    ev.ResumeRequested: TunnelSession._resume,
+    ev.Closed: TunnelSession._closed,
+    ev.Opened: TunnelSession._open_camera_leg,
+    ev.Dropped: TunnelSession._drop,
+    ev.Ignored: TunnelSession._ignore,
+    ev.StoppedWaiting: TunnelSession._stopped_waiting,
+    ev.FlowOffered: TunnelSession._flow_offered,
+    ev.Endpoints: TunnelSession._endpoints,
+}

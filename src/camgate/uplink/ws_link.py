@@ -165,6 +165,12 @@ class WebSocketLink(asyncio.BufferedProtocol):
         self._close_transport()
         return True
 
+    def close_connection(self) -> None:
+        """Close the connection now, without a closing handshake (the owner is going away)."""
+        self.closed = True
+        self._receiver = None
+        self._close_transport()
+
     # --- asyncio.BufferedProtocol ---------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
