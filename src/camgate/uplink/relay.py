@@ -338,6 +338,7 @@ class RelayServer:
             return ws
         remote = request.remote
         _release(request, guarded)
+        link.detach()
         task = asyncio.get_running_loop().create_task(
             self._carry_own(device, link, remote), name=f"relay camid {device.camid}")
         self._carrying.add(task)

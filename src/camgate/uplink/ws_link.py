@@ -165,6 +165,11 @@ class WebSocketLink(asyncio.BufferedProtocol):
         self._close_transport()
         return True
 
+    def detach(self) -> None:
+        """aiohttp's WebSocket object is let go (the relay's handler returned without it):
+        tell it nothing more, and so keep nothing of it (with its request, about 9 KiB)."""
+        self._on_closed = _ignore_close
+
     def close_connection(self) -> None:
         """Close the connection now, without a closing handshake (the owner is going away)."""
         self.closed = True
@@ -303,6 +308,10 @@ class WebSocketLink(asyncio.BufferedProtocol):
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _ignore_close(code: int) -> None:
+    pass
 
 
 def _mark_closed(ws: Any) -> Callable[[int], None]:
