@@ -9,7 +9,9 @@ tunnel-fleet processes (bench/roles.py: camgate's TunnelClient, one forward each
 echo camera in this process), connecting from several loopback addresses,
 DEVICES_PER_ADDRESS each, as devices come from many sites. Once every tunnel is up and
 echoes, the relay is stopped (SIGTERM; then kill -9) and, as soon as it has exited,
-started again on the same port and state file, as a supervisor does.
+started again on the same port and state file, as a supervisor does. Restarts are
+more than the clients' quiet_after (10 s) apart, so that each is a first loss, as a
+restart after a quiet spell is, and not one in quick succession of the last.
 
 A tunnel's downtime runs from the signal until its client is up again with its public
 port and a viewer's echo through that port has come back: the viewer (this process)
@@ -215,6 +217,8 @@ async def echo_until_back(port: int, deadline: float) -> float | None:
 
 
 async def one_size(n: int, stops, tmp: Path, children: Children, rounds: int, profile: Path | None) -> list[Row]:
+    from camgate.uplink.retry import Backoff
+
     tmp.mkdir(parents=True)
     camera = await CameraServer().start()
     try:
@@ -244,8 +248,18 @@ async def one_size(n: int, stops, tmp: Path, children: Children, rounds: int, pr
         rows = [Row(NUMBER, f"{n} tunnels ({addresses} source address{'es' * (addresses > 1)}, {processes} client "
                     f"process{'es' * (processes > 1)}): start → all up; failed tries",
                     f"{fmt_seconds(first_up)}; {first_failed}")]
+        last: Round | None = None
         for stop in stops:
-            done = [await restart(relay, fleet, ports, stop, profile, r) for r in range(rounds)]
+            done = []
+            for number in range(rounds):
+                if last is not None:
+                    # A restart after a quiet spell, as in life: a loss within quiet_after of
+                    # the last one counts as one in quick succession, and backs off.
+                    wait = last.signalled + Backoff().quiet_after + 0.5 - time.monotonic()
+                    note(f"{NUMBER}. waiting {wait:.0f} s: a restart after a quiet spell")
+                    await asyncio.sleep(wait)
+                last = await restart(relay, fleet, ports, stop, profile, number)
+                done.append(last)
             rows += rows_of(done, ports)
     finally:
         camera.close()
@@ -256,7 +270,6 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
                   number: int) -> Round:
     n = len(ports)
     note(f"{NUMBER}. {n} tunnels: relay stopped with {stop}, started again")
-    await asyncio.sleep(1.0)  # the clients' loss is a first one, not one in quick succession of the last
     cpu_before = {f"client {i}": cpu_seconds(pid) for i, pid in enumerate(fleet.pids)}
     samplers = _profile(profile, {f"client{i}-{stop}-{n}-{number}": pid for i, pid in enumerate(fleet.pids)})
     this = Round(stop, n, time.monotonic())
