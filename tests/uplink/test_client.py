@@ -151,6 +151,39 @@ async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_c
     assert client.status.retry_at - time.time() > 20
 
 
+async def test_a_tunnel_cut_without_a_close_is_a_loss_retried_at_once(make_client, relay, camera):
+    # As when the relay is killed: its connections are gone without a close frame (1006).
+    cam = await camera()
+    device, _ = relay.register_device(1202)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
+                         backoff=Backoff(storm_window=0.05, first=(30, 30), cap=30, quiet_after=60))
+    await tunnel_up(client, relay, 1202)
+    for transport in list(relay.guard.by_transport):
+        transport.abort()
+    await wait_until(lambda: client.status.tunnels_opened == 2 and client.status.state is TunnelState.UP,
+                     what="the tunnel back at once")
+
+
+async def test_while_the_relay_restarts_refused_tries_come_at_short_pauses(make_relay, make_client, camera):
+    cam = await camera()
+    relay = await make_relay()
+    device, _ = relay.register_device(1203)
+    pauses = []
+
+    def on_status(status) -> None:
+        if status.retry_at is not None and "unreachable" in status.last_error:
+            pauses.append(status.retry_at - time.time())
+
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
+                         on_status=on_status, backoff=Backoff(storm_window=0.05, first=(0.05, 0.1), cap=30))
+    await tunnel_up(client, relay, 1203)
+    await relay.close()
+    await asyncio.sleep(0.8)  # refused all along; doubling pauses would be 0.4 s and more by now
+    again = await make_relay(port=relay.port)
+    await tunnel_up(client, again, 1203)
+    assert len(pauses) >= 5 and max(pauses) <= 0.1
+
+
 def test_slow_retry_every_minute_for_five_minutes_then_hourly():
     retry = SlowRetry()
     assert retry.delay(0) == retry.delay(299) == 60

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import ssl
 import time
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROVISIONING_URL = "https://camera.vxg.io"
 _MAX_MESSAGE = 1024 * 1024
+# Close codes with which a relay refuses a tunnel it has just accepted (a bad or revoked
+# token or hello; "try again later": its store is unavailable): failed tries, where any
+# other end of a tunnel that was up is a loss.
+_REFUSALS = (1008, 1013)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +96,11 @@ class TunnelStatus:
 
 
 class _Retry(Exception):
-    """This attempt failed; try again after a backoff."""
+    """This attempt failed; try again after a backoff. ``refused``: no one listened."""
+
+    def __init__(self, reason: str, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.refused = refused
 
 
 class _NotProvisioned(Exception):
@@ -199,17 +208,20 @@ class TunnelClient:
                 try:
                     token = await self._get_token(http)
                     domain, path = await self._find_endpoint(http, token)
-                    await self._carry(http, token, domain, path)
+                    reason = await self._carry(http, token, domain, path)
                     now = time.monotonic()
                     in_quick_succession = last_loss is not None and now - last_loss < self._backoff.quiet_after
                     last_loss, slow_since = now, None
                     failures = failures + 1 if in_quick_succession else 0
                     delay = self._backoff.delay(failures) if failures else self._backoff.after_loss()
-                    self._set(TunnelState.CONNECTING, "tunnel closed", delay)
+                    self._set(TunnelState.CONNECTING, reason, delay)
                 except _Retry as exc:
-                    failures += 1
                     slow_since = None
-                    delay = self._backoff.delay(failures)
+                    since_loss = None if last_loss is None else time.monotonic() - last_loss
+                    delay = self._backoff.while_restarting(since_loss) if exc.refused else None
+                    if delay is None:
+                        failures += 1
+                        delay = self._backoff.delay(failures)
                     self._set(TunnelState.CONNECTING, str(exc), delay)
                 except (_NotProvisioned, _Fatal) as exc:
                     if isinstance(exc, _Fatal) and not exc.slow:
@@ -280,7 +292,7 @@ class TunnelClient:
                 check(resp.status)
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"{peer} unreachable: {_describe(exc)}") from None
+            raise _Retry(f"{peer} unreachable: {_describe(exc)}", refused=_refused(exc)) from None
         except ValueError:
             raise _Retry(f"{peer} sent no JSON") from None
 
@@ -304,8 +316,10 @@ class TunnelClient:
             raise _Retry("relay's ws-endpoint reply has no domain and path")
         return domain, path if path.startswith("/") else "/" + path
 
-    async def _carry(self, http: aiohttp.ClientSession, token: AccessToken, domain: str, path: str) -> None:
-        """Step 4: open the WebSocket, send the hello and carry frames until it closes."""
+    async def _carry(self, http: aiohttp.ClientSession, token: AccessToken, domain: str, path: str) -> str:
+        """Step 4: open the WebSocket, send the hello and carry frames until it closes;
+        how it ended. A tunnel the relay refuses (or that fails before it is up) is a
+        _Retry; one that was up and is gone, however it went, a loss."""
         url = f"{self._scheme('wss', 'ws')}://{_with_port(domain, self._default_port)}{path}"
         self._set(TunnelState.CONNECTING, "opening the tunnel")
         try:
@@ -323,7 +337,7 @@ class TunnelClient:
                 raise self._invalid_token() from None
             raise _Retry(f"relay refused the tunnel: HTTP {exc.status}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+            raise _Retry(f"relay unreachable: {_describe(exc)}", refused=_refused(exc)) from None
         spec = self.spec
         connection = TunnelConnection(
             Role.CLIENT, Hello(spec.forwards, spec.websocket_buffer_size, spec.agent_version), limits=self._limits
@@ -331,6 +345,7 @@ class TunnelClient:
         session = TunnelSession(
             ws, connection, label=self._label, liveness=self._liveness, on_endpoints=self._on_relay_endpoints
         )
+        lost = ""
         try:
             await ws.send_str(build_hello(spec.forwards, spec.websocket_buffer_size, spec.agent_version))
             # Queued first, so it follows the hello: camgate's offer of per-connection
@@ -343,7 +358,9 @@ class TunnelClient:
             log.info("%s: tunnel up to %s", self._label, domain)
             await session.run()
         except (aiohttp.ClientError, OSError) as exc:
-            raise _Retry(f"tunnel lost: {_describe(exc)}") from None
+            if self._session is None:  # not up yet
+                raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+            lost = f"tunnel lost: {_describe(exc)}"
         finally:
             self._session = None
             self._bytes_to += connection.bytes_to_peer
@@ -351,9 +368,11 @@ class TunnelClient:
             if not ws.closed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), 2)
-        if ws.close_code not in (None, 1000, 1001):
-            reason = ws.close_code
-            raise _Retry(f"relay closed the tunnel (code {reason})")
+        if ws.close_code in _REFUSALS:
+            raise _Retry(f"relay closed the tunnel (code {ws.close_code})")
+        if lost:
+            return lost
+        return "tunnel closed" if ws.close_code in (None, 1000, 1001) else f"tunnel lost (code {ws.close_code})"
 
     def _on_relay_endpoints(self, endpoints: tuple[PublicEndpoint, ...]) -> None:
         # A camgate relay says which public ports it gave us; the reference relay never does.
@@ -425,6 +444,12 @@ def _with_port(host: str, default_port: int) -> str:
     if ":" in host:  # a bare IPv6 address
         return f"[{host}]:{default_port}"
     return f"{host}:{default_port}"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a try failed because no one listens on the relay's port (a refused connection)."""
+    error = getattr(exc, "os_error", exc)  # aiohttp's ClientConnectorError wraps it
+    return isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED
 
 
 def _describe(exc: BaseException) -> str:
