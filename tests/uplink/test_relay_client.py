@@ -24,6 +24,14 @@ from .loopback import ADMIN_TOKEN, free_port, read_eof, spec_for, tunnel_up, wai
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+async def hand_driven_tunnel(http, relay, token, hello: bool = True):
+    """A device's WebSocket to the relay, driven by the test (its hello sent, unless not)."""
+    ws = await http.ws_connect(f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": token})
+    if hello:
+        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+    return ws
+
+
 async def lookup(relay, camid):
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{relay.url}/api/device/{camid}", headers=ADMIN) as resp:
@@ -295,10 +303,7 @@ async def test_a_closing_relay_takes_no_new_connection(relay):
     device, _ = relay.register_device(1019)
     async with aiohttp.ClientSession() as http:
         # A device that never answers the relay's close: closing waits for it (a second).
-        ws = await http.ws_connect(
-            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
-        )
-        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+        ws = await hand_driven_tunnel(http, relay, device.access_token)
         await wait_until(lambda: relay.tunnel(1019) is not None, what="the tunnel")
         closing = asyncio.create_task(relay.close())
         await asyncio.sleep(0.2)
@@ -315,9 +320,8 @@ async def test_a_handshake_in_flight_does_not_hold_up_closing_the_relay(make_rel
     relay = await make_relay()
     device, _ = relay.register_device(1018)
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(  # and no hello: the relay waits for it when it closes
-            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
-        )
+        # No hello: the relay is still waiting for it when it closes.
+        ws = await hand_driven_tunnel(http, relay, device.access_token, hello=False)
         await asyncio.wait_for(relay.close(), 3)
         await ws.close()
 
@@ -400,10 +404,7 @@ async def test_relay_drops_a_client_that_stops_answering(make_relay):
     relay = await make_relay(liveness=LivenessTimes(ping_after=0.2, dead_after=0.5))
     device, _ = relay.register_device(1011)
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
-        )
-        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+        ws = await hand_driven_tunnel(http, relay, device.access_token)
         await wait_until(lambda: relay.tunnel(1011) is not None, what="up")
         # Never calling receive() means aiohttp never answers the relay's pings.
         await wait_until(lambda: relay.tunnel(1011) is None, timeout=3, what="the relay to give up")
