@@ -95,7 +95,8 @@ class Round:
     ports: dict[int, int] = field(default_factory=dict)  # tunnel -> public port after
     failed: Counter = field(default_factory=Counter)  # failed tries, by reason
     lost: Counter = field(default_factory=Counter)  # up tunnels lost, by reason
-    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds until all were back
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds since the signal, until all were back
+    cpu_listening: dict[str, float] = field(default_factory=dict)  # the same, until the relay listened
     all_back: asyncio.Event = field(default_factory=asyncio.Event)
 
     def downtimes(self) -> list[float]:
@@ -114,6 +115,9 @@ class Relay:
         self.argv = [sys.executable, "-m", "camgate.cli", "relay", "--host", "127.0.0.1", "--port", str(self.port),
                      "--public-host", "127.0.0.1", "--state", str(tmp / "state.json"), "--port-range", f"{low}-{high}"]
         self.env = {**os.environ, "CAMGATE_DATA_DIR": str(tmp / "data"), "CAMGATE_RELAY_ADMIN_TOKEN": self.admin}
+        # Its bytecode cached, as pip leaves an installed camgate: the first start writes it
+        # and the restarts read it, rather than compiling every module again each time.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -220,7 +224,9 @@ async def one_size(n: int, stops, tmp: Path, children: Children, rounds: int, pr
     from camgate.uplink.retry import Backoff
 
     tmp.mkdir(parents=True)
-    camera = await CameraServer().start()
+    # Every tunnel's client dials it at once when the viewers come: a short accept queue
+    # would drop their SYNs, and each would be retried a second later.
+    camera = await CameraServer().start(backlog=4096)
     try:
         relay = Relay(children, tmp, n)
         relay.start()
@@ -271,6 +277,11 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
     n = len(ports)
     note(f"{NUMBER}. {n} tunnels: relay stopped with {stop}, started again")
     cpu_before = {f"client {i}": cpu_seconds(pid) for i, pid in enumerate(fleet.pids)}
+
+    def cpu_now() -> dict[str, float]:
+        return {"relay": cpu_seconds(relay.process.pid),
+                **{f"client {i}": cpu_seconds(pid) - cpu_before[f"client {i}"] for i, pid in enumerate(fleet.pids)}}
+
     samplers = _profile(profile, {f"client{i}-{stop}-{n}-{number}": pid for i, pid in enumerate(fleet.pids)})
     this = Round(stop, n, time.monotonic())
     relay.process.send_signal(getattr(signal, stop))
@@ -278,7 +289,13 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
     this.exited = time.monotonic()
     relay.start()
     samplers += _profile(profile, {f"relay-{stop}-{n}-{number}": relay.process.pid})
-    listening = asyncio.create_task(relay.listening())
+
+    async def listened() -> float:
+        at = await relay.listening()
+        this.cpu_listening = cpu_now()
+        return at
+
+    listening = asyncio.create_task(listened())
     deadline = this.signalled + BACK_WITHIN
     echoes: set[asyncio.Task] = set()
 
@@ -309,8 +326,7 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
     except asyncio.TimeoutError:
         pass
     finally:
-        this.cpu = {"relay": cpu_seconds(relay.process.pid)}
-        this.cpu.update({f"client {i}": cpu_seconds(pid) - cpu_before[f"client {i}"] for i, pid in enumerate(fleet.pids)})
+        this.cpu = cpu_now()
         this.listening = await listening
         await asyncio.sleep(0.2)  # the last events (failed tries said late)
         listener.cancel()
@@ -318,7 +334,9 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
             task.cancel()
         await asyncio.gather(listener, *echoes, return_exceptions=True)
         for sampler in samplers:
-            sampler.terminate()
+            sampler.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT, not SIGTERM
+        for sampler in samplers:
+            await asyncio.to_thread(sampler.wait, 30)
     back = this.downtimes()
     note(f"{NUMBER}. {n} tunnels, {stop}: {len(back)} back, max {fmt_seconds(back[-1]) if back else '-'}")
     if len(back) < n:
@@ -345,19 +363,22 @@ def rows_of(done: list[Round], ports: dict[int, int]) -> list[Row]:
     failed = Counter()
     for r in done:
         failed += r.failed
-    cpu = {k: median_of(lambda r: r.cpu[k]) for k in first.cpu}
-    clients = sum(v for k, v in cpu.items() if k != "relay")
+
+    def cpu(until: str) -> str:
+        """CPU seconds of the relay and of the clients, until it listened or all were back."""
+        spent = {k: median_of(lambda r: getattr(r, until)[k]) for k in first.cpu}
+        return f"{spent['relay']:.2f} / {sum(v for k, v in spent.items() if k != 'relay'):.2f}"
     runs = f", median of {len(done)}" if len(done) > 1 else ""
     return [
-        Row(NUMBER, f"{n} tunnels, relay stopped ({stop}) and started again: per-tunnel downtime, signal → tunnel "
-            f"up and a viewer's echo through its port back, p50 / p99 / max{runs}",
+        Row(NUMBER, f"{n} tunnels, relay {stop}, started again: per tunnel, signal → up and a viewer's echo "
+            f"through its port back, p50 / p99 / max{runs}",
             f"{fmt_seconds(p50)} / {fmt_seconds(p99)} / {fmt_seconds(top)}", versus=verdict),
-        Row(NUMBER, "  relay exited / listening again after the signal; last tunnel back after it listened; "
-            "same public port; failed tries retried; CPU s relay (its start included) / clients",
+        Row(NUMBER, "  relay exited / listening after the signal; last tunnel back after it listened; ports "
+            "kept; failed tries; CPU s relay / clients until it listened, and until all were back",
             f"{fmt_seconds(exited)} / {fmt_seconds(listening)}; {fmt_seconds(after_listening)}; {kept}/{n}; "
             f"{sum(failed.values()) / len(done):g}"
             + (f" ({', '.join(reason[:40] for reason, _ in failed.most_common(2))})" if failed else "")
-            + f"; {cpu['relay']:.2f} / {clients:.2f}"),
+            + f"; {cpu('cpu_listening')} and {cpu('cpu')}"),
     ]
 
 
