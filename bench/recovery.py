@@ -97,6 +97,7 @@ class Round:
     lost: Counter = field(default_factory=Counter)  # up tunnels lost, by reason
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds since the signal, until all were back
     cpu_listening: dict[str, float] = field(default_factory=dict)  # the same, until the relay listened
+    stopping_cpu: float = 0.0  # CPU seconds the stopped relay used from the signal until it exited
     all_back: asyncio.Event = field(default_factory=asyncio.Event)
 
     def downtimes(self) -> list[float]:
@@ -122,6 +123,12 @@ class Relay:
 
     def start(self) -> None:
         self.process = self.children.spawn(self.argv, self.tmp / "relay.log", env=self.env)
+
+    def reap(self) -> float:
+        """Wait for the process to exit; the CPU seconds it used in all."""
+        _, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        return usage.ru_utime + usage.ru_stime
 
     async def listening(self) -> float:
         """When the port accepts connections again (polled every 5 ms)."""
@@ -282,10 +289,12 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
         return {"relay": cpu_seconds(relay.process.pid),
                 **{f"client {i}": cpu_seconds(pid) - cpu_before[f"client {i}"] for i, pid in enumerate(fleet.pids)}}
 
-    samplers = _profile(profile, {f"client{i}-{stop}-{n}-{number}": pid for i, pid in enumerate(fleet.pids)})
+    samplers = _profile(profile, {f"client{i}-{stop}-{n}-{number}": pid for i, pid in enumerate(fleet.pids)}
+                        | {f"relay-stopping-{stop}-{n}-{number}": relay.process.pid})
     this = Round(stop, n, time.monotonic())
+    stopping_cpu = cpu_seconds(relay.process.pid)
     relay.process.send_signal(getattr(signal, stop))
-    await asyncio.to_thread(relay.process.wait)
+    this.stopping_cpu = await asyncio.to_thread(relay.reap) - stopping_cpu
     this.exited = time.monotonic()
     relay.start()
     samplers += _profile(profile, {f"relay-{stop}-{n}-{number}": relay.process.pid})
@@ -357,6 +366,7 @@ def rows_of(done: list[Round], ports: dict[int, int]) -> list[Row]:
     verdict = f"goal max ≤ {goal:g} s: {'met' if top <= goal else 'not met'}" if goal else "—"
     median_of = lambda f: median(f(r) for r in done)  # noqa: E731
     exited = median_of(lambda r: r.exited - r.signalled)
+    stopping_cpu = median_of(lambda r: r.stopping_cpu)
     listening = median_of(lambda r: r.listening - r.signalled)
     after_listening = median_of(lambda r: r.downtimes()[-1] - (r.listening - r.signalled))
     kept = min(sum(r.ports.get(t) == port for t, port in ports.items()) for r in done)
@@ -373,9 +383,10 @@ def rows_of(done: list[Round], ports: dict[int, int]) -> list[Row]:
         Row(NUMBER, f"{n} tunnels, relay {stop}, started again: per tunnel, signal → up and a viewer's echo "
             f"through its port back, p50 / p99 / max{runs}",
             f"{fmt_seconds(p50)} / {fmt_seconds(p99)} / {fmt_seconds(top)}", versus=verdict),
-        Row(NUMBER, "  relay exited / listening after the signal; last tunnel back after it listened; ports "
-            "kept; failed tries; CPU s relay / clients until it listened, and until all were back",
-            f"{fmt_seconds(exited)} / {fmt_seconds(listening)}; {fmt_seconds(after_listening)}; {kept}/{n}; "
+        Row(NUMBER, "  relay exited (CPU s meanwhile) / listening after the signal; last tunnel back after it "
+            "listened; ports kept; failed tries; CPU s relay / clients until it listened, and until all were back",
+            f"{fmt_seconds(exited)} ({stopping_cpu:.2f}) / {fmt_seconds(listening)}; {fmt_seconds(after_listening)}; "
+            f"{kept}/{n}; "
             f"{sum(failed.values()) / len(done):g}"
             + (f" ({', '.join(reason[:40] for reason, _ in failed.most_common(2))})" if failed else "")
             + f"; {cpu('cpu_listening')} and {cpu('cpu')}"),
