@@ -3,6 +3,7 @@
 
     python3 bench/recovery.py                   100, then 1000 tunnels
     python3 bench/recovery.py --tunnels 1000 --rounds 3 --profile DIR
+    python3 bench/recovery.py --tunnels 2000 --addresses 1     every device behind one NAT
 
 One real `camgate relay` process (state file, public port range) and n tunnels in
 tunnel-fleet processes (bench/roles.py: camgate's TunnelClient, one forward each, to an
@@ -71,12 +72,23 @@ def run(ctx: Context) -> list[Row]:
     return event_loop.run(bench_recovery(SIZES[ctx.size], STOPS[ctx.size], ctx.tmp, ctx.children))
 
 
-async def bench_recovery(sizes, stops, tmp: Path, children: Children, rounds: int = 1,
-                         profile: Path | None = None) -> list[Row]:
+@dataclass(frozen=True)
+class Options:
+    rounds: int = 1  # restarts per size and stop
+    profile: Path | None = None  # py-spy's stacks go there
+    addresses: int | None = None  # source addresses; None: one per DEVICES_PER_ADDRESS devices
+
+    def sources(self, n: int) -> list[str]:
+        if self.addresses is None:
+            return source_addresses(n)
+        return [f"127.0.7.{i + 1}" for i in range(self.addresses)]
+
+
+async def bench_recovery(sizes, stops, tmp: Path, children: Children, options: Options = Options()) -> list[Row]:
     rows: list[Row] = []
     for n in sizes:
         try:
-            rows += await one_size(n, stops, tmp / f"recovery-{n}", children, rounds, profile)
+            rows += await one_size(n, stops, tmp / f"recovery-{n}", children, options)
         finally:
             children.stop_all()
     return rows
@@ -159,17 +171,17 @@ class Relay:
 class Fleet:
     """The tunnel-fleet processes, and what they say as it comes (bench/roles.py --events)."""
 
-    def __init__(self, children: Children, tmp: Path, uplink: str, camera_port: int, tokens: list[str]) -> None:
+    def __init__(self, children: Children, tmp: Path, uplink: str, camera_port: int, tokens: list[str],
+                 sources: list[str]) -> None:
         self.n = len(tokens)
-        sources = source_addresses(self.n)
-        count = min(FLEET_PROCESSES, len(sources))
+        count = min(FLEET_PROCESSES, -(-self.n // DEVICES_PER_ADDRESS))
         self.said: asyncio.Queue[tuple[int, dict | None, float]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.processes = []
         for p in range(count):
             args = [sys.executable, str(ROLES), "tunnel-fleet", "--events", "--uplink", uplink,
                     "--forward", f"rtsp:tcp:127.0.0.1:{camera_port}"]
-            args += [a for source in sources[p::count] for a in ("--source", source)]
+            args += [a for source in sources[p::count] or sources for a in ("--source", source)]
             process = children.spawn(args, tmp / f"fleet-{p}.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
             process.stdin.write(json.dumps({"tokens": tokens[p::count]}) + "\n")  # secrets stay out of argv
@@ -227,7 +239,7 @@ async def echo_until_back(port: int, deadline: float) -> float | None:
     return None
 
 
-async def one_size(n: int, stops, tmp: Path, children: Children, rounds: int, profile: Path | None) -> list[Row]:
+async def one_size(n: int, stops, tmp: Path, children: Children, options: Options) -> list[Row]:
     from camgate.uplink.retry import Backoff
 
     tmp.mkdir(parents=True)
@@ -239,9 +251,9 @@ async def one_size(n: int, stops, tmp: Path, children: Children, rounds: int, pr
         relay.start()
         await asyncio.wait_for(relay.listening(), 60)
         tokens = await relay.register(n)
-        fleet = Fleet(children, tmp, f"127.0.0.1:{relay.port}", camera.port, tokens)
-        note(f"{NUMBER}. {n} tunnels: {len(fleet.processes)} client processes, "
-             f"{len(source_addresses(n))} source addresses")
+        sources = options.sources(n)
+        fleet = Fleet(children, tmp, f"127.0.0.1:{relay.port}", camera.port, tokens, sources)
+        note(f"{NUMBER}. {n} tunnels: {len(fleet.processes)} client processes, {len(sources)} source addresses")
         for _ in fleet.processes:
             await fleet.next(60)  # {"ready": k}
         started = time.monotonic()
@@ -257,21 +269,21 @@ async def one_size(n: int, stops, tmp: Path, children: Children, rounds: int, pr
         echoed = sum(await asyncio.gather(*(viewer_echo(port) for port in ports.values())))
         if echoed < n:
             raise RuntimeError(f"before the restart only {echoed} of {n} viewer echoes came back")
-        addresses, processes = len(source_addresses(n)), len(fleet.processes)
+        addresses, processes = len(sources), len(fleet.processes)
         rows = [Row(NUMBER, f"{n} tunnels ({addresses} source address{'es' * (addresses > 1)}, {processes} client "
                     f"process{'es' * (processes > 1)}): start → all up; failed tries",
                     f"{fmt_seconds(first_up)}; {first_failed}")]
         last: Round | None = None
         for stop in stops:
             done = []
-            for number in range(rounds):
+            for number in range(options.rounds):
                 if last is not None:
                     # A restart after a quiet spell, as in life: a loss within quiet_after of
                     # the last one counts as one in quick succession, and backs off.
                     wait = last.signalled + Backoff().quiet_after + 0.5 - time.monotonic()
                     note(f"{NUMBER}. waiting {wait:.0f} s: a restart after a quiet spell")
                     await asyncio.sleep(wait)
-                last = await restart(relay, fleet, ports, stop, profile, number)
+                last = await restart(relay, fleet, ports, stop, options.profile, number)
                 done.append(last)
             rows += rows_of(done, ports)
     finally:
@@ -410,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stops", default="SIGTERM,SIGKILL", help="how the relay is stopped, in turn")
     parser.add_argument("--rounds", type=int, default=1, help="restarts per size and stop (figures: medians)")
     parser.add_argument("--profile", type=Path, help="py-spy's stacks of the relay and clients to this directory")
+    parser.add_argument("--addresses", type=int, help=f"source addresses (default: one per {DEVICES_PER_ADDRESS} "
+                        "tunnels; 1: all behind one NAT)")
     args = parser.parse_args(argv)
     title = start_command("camgate recovery benchmark")
     if title is None:
@@ -419,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp, children = Path(tempfile.mkdtemp(prefix="camgate-recovery-")), Children()
     sizes = tuple(int(s) for s in args.tunnels.split(","))
     try:
-        rows = event_loop.run(bench_recovery(sizes, tuple(args.stops.split(",")), tmp, children, args.rounds,
-                                             args.profile))
+        options = Options(args.rounds, args.profile, args.addresses)
+        rows = event_loop.run(bench_recovery(sizes, tuple(args.stops.split(",")), tmp, children, options))
     finally:
         children.stop_all()
     print(title)
