@@ -17,13 +17,18 @@ restart after a quiet spell is, and not one in quick succession of the last.
 A tunnel's downtime runs from the signal until its client is up again with its public
 port and a viewer's echo through that port has come back: the viewer (this process)
 dials as soon as the client says the tunnel is up, and again every 20 ms until the echo
-comes. The table gives p50, p99 and max over the tunnels, the relay's own downtime
-(exited, listening again), the public ports kept, and the failed tries the clients
-retried. All figures include the relay process's start (Python and its imports), which
-on two busy cores is most of the time.
+comes. The table gives p50, p99 and max over the tunnels; the relay's own downtime
+(exited, with the CPU its close took; listening again) and how long the last tunnel took
+after that; the public ports kept; the failed tries the clients retried while nothing
+listened (refused connections) and after; and the CPU seconds of the relay and of the
+clients until it listened and until all were back. All figures include the new relay
+process's start (Python and its imports). Relay, clients and viewers share the
+machine's cores: on two cores the clients' share is as large as the relay's, which a
+fleet of real devices would not take from it.
 
-With --profile DIR, py-spy samples the new relay and the client processes through the
-restart and writes their collapsed stacks there.
+With --profile DIR, py-spy (on PATH or beside this Python) samples the stopping relay,
+the new one and the client processes through each restart, and writes their stacks
+there (py-spy's raw format: one collapsed stack a line).
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ class Round:
     listening: float = 0.0
     back: dict[int, float] = field(default_factory=dict)  # tunnel -> when its echo came back
     ports: dict[int, int] = field(default_factory=dict)  # tunnel -> public port after
-    failed: Counter = field(default_factory=Counter)  # failed tries, by reason
+    failed: list[tuple[float, str]] = field(default_factory=list)  # failed tries: when said, why
     lost: Counter = field(default_factory=Counter)  # up tunnels lost, by reason
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds since the signal, until all were back
     cpu_listening: dict[str, float] = field(default_factory=dict)  # the same, until the relay listened
@@ -337,7 +342,7 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
                 echoes.add(task)
                 task.add_done_callback(echoes.discard)
             elif "failed" in said:
-                this.failed[said["failed"]] += 1
+                this.failed.append((at, said["failed"]))
             elif "lost" in said:
                 this.lost[said["lost"]] += 1
 
@@ -362,7 +367,7 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
     note(f"{NUMBER}. {n} tunnels, {stop}: {len(back)} back, max {fmt_seconds(back[-1]) if back else '-'}")
     if len(back) < n:
         raise RuntimeError(f"{stop}: only {len(back)} of {n} tunnels back within {BACK_WITHIN:g} s; "
-                           f"failed tries: {dict(this.failed.most_common(3))}")
+                           f"failed tries: {dict(Counter(why for _, why in this.failed).most_common(3))}")
     return this
 
 
@@ -382,9 +387,9 @@ def rows_of(done: list[Round], ports: dict[int, int]) -> list[Row]:
     listening = median_of(lambda r: r.listening - r.signalled)
     after_listening = median_of(lambda r: r.downtimes()[-1] - (r.listening - r.signalled))
     kept = min(sum(r.ports.get(t) == port for t, port in ports.items()) for r in done)
-    failed = Counter()
-    for r in done:
-        failed += r.failed
+    # Failed tries while nothing listened (refused: the clients' cost of the wait), and after.
+    while_down = median_of(lambda r: sum(at < r.listening for at, _ in r.failed))
+    after = Counter(why for r in done for at, why in r.failed if at >= r.listening)
 
     def cpu(until: str) -> str:
         """CPU seconds of the relay and of the clients, until it listened or all were back."""
@@ -396,11 +401,12 @@ def rows_of(done: list[Round], ports: dict[int, int]) -> list[Row]:
             f"through its port back, p50 / p99 / max{runs}",
             f"{fmt_seconds(p50)} / {fmt_seconds(p99)} / {fmt_seconds(top)}", versus=verdict),
         Row(NUMBER, "  relay exited (CPU s meanwhile) / listening after the signal; last tunnel back after it "
-            "listened; ports kept; failed tries; CPU s relay / clients until it listened, and until all were back",
+            "listened; ports kept; failed tries while it was down / after it listened; CPU s relay / clients "
+            "until it listened, and until all were back",
             f"{fmt_seconds(exited)} ({stopping_cpu:.2f}) / {fmt_seconds(listening)}; {fmt_seconds(after_listening)}; "
             f"{kept}/{n}; "
-            f"{sum(failed.values()) / len(done):g}"
-            + (f" ({', '.join(reason[:40] for reason, _ in failed.most_common(2))})" if failed else "")
+            f"{while_down:g} / {sum(after.values()) / len(done):g}"
+            + (f" ({', '.join(reason[:40] for reason, _ in after.most_common(2))})" if after else "")
             + f"; {cpu('cpu_listening')} and {cpu('cpu')}"),
     ]
 
