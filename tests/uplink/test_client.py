@@ -132,6 +132,9 @@ def test_backoff_is_jittered_and_capped():
     assert all(0.25 <= d <= 0.5 for d in first) and max(first) - min(first) > 0.1
     assert all(0.5 <= backoff.delay(2) <= 1 for _ in range(50))
     assert all(15 <= backoff.delay(20) <= 30 for _ in range(50))
+    # Refused soon after a loss (the relay restarting): short pauses, for ten seconds.
+    assert all(0.25 <= backoff.while_restarting(since) <= 0.5 for since in (0.0, 3.0, 9.9))
+    assert backoff.while_restarting(10.0) is None and backoff.while_restarting(None) is None
 
 
 async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_client, relay, camera):
