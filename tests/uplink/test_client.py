@@ -187,6 +187,27 @@ async def test_while_the_relay_restarts_refused_tries_come_at_short_pauses(make_
     assert len(pauses) >= 5 and max(pauses) <= 0.1
 
 
+async def test_one_process_s_tunnels_dial_a_restarting_relay_once_a_moment_not_each(make_relay, make_client):
+    relay = await make_relay()
+    tries: dict[tuple[str, float], str] = {}  # one per planned retry: why the try failed
+
+    def on_status(status) -> None:
+        if status.retry_at is not None and "unreachable" in status.last_error:
+            tries[(status.key, status.retry_at)] = status.last_error
+
+    clients = []
+    for camid in range(1301, 1321):
+        device, _ = relay.register_device(camid)
+        clients.append(make_client(spec_for(device.access_token, RTSP, key=f"camera {camid}"), on_status=on_status,
+                                   backoff=Backoff(storm_window=0.05, first=(0.05, 0.1), cap=30)))
+    for camid, client in zip(range(1301, 1321), clients):
+        await tunnel_up(client, relay, camid)
+    await relay.close()
+    await asyncio.sleep(0.6)  # 20 tunnels, a try each every 0.05-0.1 s: over a hundred tries
+    dialled = [why for why in tries.values() if "just now" not in why]
+    assert len(tries) >= 100 and len(dialled) <= 15  # about one dial each 0.1 s
+
+
 def test_slow_retry_every_minute_for_five_minutes_then_hourly():
     retry = SlowRetry()
     assert retry.delay(0) == retry.delay(299) == 60

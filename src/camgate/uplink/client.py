@@ -37,7 +37,7 @@ from .protocol import (
     build_hello,
     check_forwards,
 )
-from .retry import Backoff, SlowRetry
+from .retry import Backoff, RecentRefusals, SlowRetry
 from .session import LivenessTimes, TunnelSession
 from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token
@@ -50,6 +50,8 @@ _MAX_MESSAGE = 1024 * 1024
 # token or hello; "try again later": its store is unavailable): failed tries, where any
 # other end of a tunnel that was up is a loss.
 _REFUSALS = (1008, 1013)
+# What this process's tunnel clients have seen refused just now (see RecentRefusals).
+_RECENTLY_REFUSED = RecentRefusals()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,13 +288,14 @@ class TunnelClient:
     async def _get_json(self, http: aiohttp.ClientSession, url: str, peer: str, check, tls: bool, **request) -> object:
         """GET ``url`` and its JSON body; ``check(status)`` raises for the statuses that
         mean something; a network failure or a body that is not JSON is a _Retry."""
+        _skip_if_just_refused(url, peer)
         try:
             async with http.get(url, ssl=self._ssl(tls), timeout=aiohttp.ClientTimeout(total=self._http_timeout),
                                 **request) as resp:
                 check(resp.status)
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"{peer} unreachable: {_describe(exc)}", refused=_refused(exc)) from None
+            raise _unreachable(url, peer, exc) from None
         except ValueError:
             raise _Retry(f"{peer} sent no JSON") from None
 
@@ -322,6 +325,7 @@ class TunnelClient:
         _Retry; one that was up and is gone, however it went, a loss."""
         url = f"{self._scheme('wss', 'ws')}://{_with_port(domain, self._default_port)}{path}"
         self._set(TunnelState.CONNECTING, "opening the tunnel")
+        _skip_if_just_refused(url, "relay")
         try:
             ws = await http.ws_connect(
                 url,
@@ -337,7 +341,7 @@ class TunnelClient:
                 raise self._invalid_token() from None
             raise _Retry(f"relay refused the tunnel: HTTP {exc.status}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"relay unreachable: {_describe(exc)}", refused=_refused(exc)) from None
+            raise _unreachable(url, "relay", exc) from None
         spec = self.spec
         connection = TunnelConnection(
             Role.CLIENT, Hello(spec.forwards, spec.websocket_buffer_size, spec.agent_version), limits=self._limits
@@ -446,10 +450,24 @@ def _with_port(host: str, default_port: int) -> str:
     return f"{host}:{default_port}"
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether a try failed because no one listens on the relay's port (a refused connection)."""
+def _address(url: str) -> str:
+    return url.partition("://")[2].partition("/")[0]
+
+
+def _skip_if_just_refused(url: str, peer: str) -> None:
+    """A try not made: another tunnel of this process was refused there a moment ago."""
+    if _RECENTLY_REFUSED.just_refused(_address(url), time.monotonic()):
+        raise _Retry(f"{peer} unreachable: it refused a connection just now", refused=True)
+
+
+def _unreachable(url: str, peer: str, exc: BaseException) -> _Retry:
+    """The _Retry for a try the network failed; ``refused`` when no one listens there (a
+    refused connection), which this process's other tunnels then skip for a moment."""
     error = getattr(exc, "os_error", exc)  # aiohttp's ClientConnectorError wraps it
-    return isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED
+    refused = isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED
+    if refused:
+        _RECENTLY_REFUSED.refused(_address(url), time.monotonic())
+    return _Retry(f"{peer} unreachable: {_describe(exc)}", refused=refused)
 
 
 def _describe(exc: BaseException) -> str:

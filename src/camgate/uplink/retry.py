@@ -60,3 +60,28 @@ class SlowRetry:
 
     def delay(self, waited: float) -> float:
         return self.every if waited < self.for_ else self.then
+
+
+class RecentRefusals:
+    """Addresses that refused a connection a moment ago, for all of a process's tunnel
+    clients. While a relay restarts, an agent's thousand tunnels each dialling it every
+    0.25-0.5 s (see Backoff) keep most of a core busy for nothing; after one of them is
+    refused, the others skip their tries there for ``hold`` seconds, so that about one
+    dial each ``hold`` finds the relay back, and every tunnel tries again within
+    ``first`` plus ``hold`` of it listening."""
+
+    def __init__(self, hold: float = 0.1) -> None:
+        self.hold = hold
+        self._at: dict[str, float] = {}
+
+    def refused(self, address: str, now: float) -> None:
+        self._at[address] = now
+
+    def just_refused(self, address: str, now: float) -> bool:
+        at = self._at.get(address)
+        if at is None:
+            return False
+        if now - at < self.hold:
+            return True
+        del self._at[address]
+        return False
