@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -342,7 +343,7 @@ async def restart(relay: Relay, fleet: Fleet, ports: dict[int, int], stop: str, 
                 echoes.add(task)
                 task.add_done_callback(echoes.discard)
             elif "failed" in said:
-                this.failed.append((at, said["failed"]))
+                this.failed.append((said.get("at", at), said["failed"]))
             elif "lost" in said:
                 this.lost[said["lost"]] += 1
 
@@ -406,9 +407,16 @@ def rows_of(done: list[Round], ports: dict[int, int]) -> list[Row]:
             f"{fmt_seconds(exited)} ({stopping_cpu:.2f}) / {fmt_seconds(listening)}; {fmt_seconds(after_listening)}; "
             f"{kept}/{n}; "
             f"{while_down:g} / {sum(after.values()) / len(done):g}"
-            + (f" ({', '.join(reason[:40] for reason, _ in after.most_common(2))})" if after else "")
+            + (f" ({', '.join(_short(reason) for reason, _ in after.most_common(2))})" if after else "")
             + f"; {cpu('cpu_listening')} and {cpu('cpu')}"),
     ]
+
+
+def _short(reason: str) -> str:
+    """A failed try's reason without its address: "relay unreachable: Cannot connect to
+    host 127.0.0.1:8443 ssl:default [Connect call failed (...)]" to "relay unreachable:
+    Connect call failed"."""
+    return re.sub(r"Cannot connect to host \S+ ssl:\S+ \[([^(\]]*).*", r"\1", reason).strip()
 
 
 def _profile(directory: Path | None, pids: dict[str, int]) -> list[subprocess.Popen]:

@@ -16,7 +16,8 @@
         turn, one shared HTTP session each, as devices come from many sites. With
         --events it also says, as they happen, each time a tunnel comes up with its
         public ports ({"up": i, "ports": {name: port}}, i its token's index), each loss of
-        an up tunnel ({"lost": reason}) and each failed try ({"failed": reason})
+        an up tunnel ({"lost": reason, "at": t}) and each failed try ({"failed": reason, "at": t}),
+        t its time.monotonic() (on Linux the same clock in every process)
 
 All run until SIGTERM or SIGINT, until their parent goes away, or for --max-seconds.
 """
@@ -113,7 +114,7 @@ async def tunnel_fleet(args: argparse.Namespace) -> None:
             seen.add((status.key, status.retry_at))
             errors[status.last_error[:80]] += 1
             if args.events:
-                _say({"lost" if status.key in up_now else "failed": status.last_error[:80]})
+                _say({"lost" if status.key in up_now else "failed": status.last_error[:160], "at": time.monotonic()})
         if status.state is not TunnelState.UP:
             up_now.discard(status.key)
 
