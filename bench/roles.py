@@ -13,7 +13,11 @@
         are up or --connect-timeout has passed, each tunnel's seconds from "go" to up, the
         wall-clock time the last came up, and the errors its tries met; then keeps them up.
         With --source ADDRESS (repeatable) the clients connect from those addresses in
-        turn, one shared HTTP session each, as devices come from many sites
+        turn, one shared HTTP session each, as devices come from many sites. With
+        --events it also says, as they happen, each time a tunnel comes up with its
+        public ports ({"up": i, "ports": {name: port}}, i its token's index), each loss of
+        an up tunnel ({"lost": reason, "at": t}) and each failed try ({"failed": reason, "at": t}),
+        t its time.monotonic() (on Linux the same clock in every process)
 
 All run until SIGTERM or SIGINT, until their parent goes away, or for --max-seconds.
 """
@@ -91,18 +95,28 @@ async def tunnel_fleet(args: argparse.Namespace) -> None:
     forwards = tuple(parse_forward(f) for f in args.forward)
     up_after: dict[str, float] = {}
     errors: Counter[str] = Counter()
-    seen: set[tuple[str, str, float | None]] = set()
+    seen: set[tuple[str, float]] = set()
     started = {"at": 0.0}
     all_up = asyncio.Event()
+    up_now: set[str] = set()  # announced up (with ports) and not lost since
 
     def on_status(status) -> None:
         if status.state is TunnelState.UP and status.endpoints:
             up_after.setdefault(status.key, time.monotonic() - started["at"])
             if len(up_after) == len(tokens):
                 all_up.set()
-        elif status.last_error and (status.key, status.last_error, status.retry_at) not in seen:
-            seen.add((status.key, status.last_error, status.retry_at))  # one failed try, said once
+            if args.events and status.key not in up_now:
+                _say({"up": int(status.key[1:]), "ports": {e.name: e.proxy_port for e in status.endpoints}})
+            up_now.add(status.key)
+        elif status.last_error and status.retry_at is not None and (status.key, status.retry_at) not in seen:
+            # One failed try (or loss), said once: a retry is planned for it. Later statuses
+            # keep its last_error until the tunnel is up, but plan nothing.
+            seen.add((status.key, status.retry_at))
             errors[status.last_error[:80]] += 1
+            if args.events:
+                _say({"lost" if status.key in up_now else "failed": status.last_error[:160], "at": time.monotonic()})
+        if status.state is not TunnelState.UP:
+            up_now.discard(status.key)
 
     clients = [
         TunnelClient(TunnelSpec(key=f"t{i}", token=token, forwards=forwards, uplink=args.uplink, tls=False),
@@ -208,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     fleet.add_argument("--forward", action="append", required=True)
     fleet.add_argument("--connect-timeout", type=float, default=120.0)
     fleet.add_argument("--source", action="append", default=[], help="local address to connect from (repeatable)")
+    fleet.add_argument("--events", action="store_true", help="say each tunnel's ups, losses and failed tries")
     px = roles.add_parser("proxy")
     px.add_argument("--target", required=True)
     for sub in (client, fleet, px):

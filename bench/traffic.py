@@ -97,9 +97,9 @@ class CameraServer:
         self.sink_bytes = 0
         self.sink_last = 0.0
 
-    async def start(self) -> "CameraServer":
+    async def start(self, backlog: int = 100) -> "CameraServer":
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: BenchCamera(self), "127.0.0.1", 0)
+        self.server = await loop.create_server(lambda: BenchCamera(self), "127.0.0.1", 0, backlog=backlog)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 

@@ -2,9 +2,10 @@
 size, and prints all of its rows; nothing in the table failed. Its figures are not
 checked: speed goals are the full run's business.
 
-CI runs the parts that start no Django process (1, 2, 4, 7: about 3 s of CPU); 3 and 5
-start `camgate run` and a migrated agent, about 7 s of CPU more, which the suite's time
-limit cannot take, and their paths are covered by the end-to-end and agent tests.
+CI runs the parts that start no Django process (1, 2, 4, 7: about 4 s of CPU, part 4
+starting its relay twice); 3 and 5 start `camgate run` and a migrated agent, about 7 s of
+CPU more, which the suite's time limit cannot take, and their paths are covered by the
+end-to-end and agent tests.
 `python3 bench/run.py --smoke` runs them all."""
 
 from __future__ import annotations

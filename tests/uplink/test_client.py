@@ -166,6 +166,9 @@ def test_backoff_is_jittered_and_capped():
     assert all(0.25 <= d <= 0.5 for d in first) and max(first) - min(first) > 0.1
     assert all(0.5 <= backoff.delay(2) <= 1 for _ in range(50))
     assert all(15 <= backoff.delay(20) <= 30 for _ in range(50))
+    # Refused soon after a loss (the relay restarting): short pauses, for ten seconds.
+    assert all(0.25 <= backoff.while_restarting(since) <= 0.5 for since in (0.0, 3.0, 9.9))
+    assert backoff.while_restarting(10.0) is None and backoff.while_restarting(None) is None
 
 
 async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_client, relay, camera):
@@ -183,6 +186,60 @@ async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_c
     await relay.tunnel(1201).stop()
     await wait_until(lambda: client.status.state is TunnelState.CONNECTING, what="backing off")
     assert client.status.retry_at - time.time() > 20
+
+
+async def test_a_tunnel_cut_without_a_close_is_a_loss_retried_at_once(make_client, relay, camera):
+    # As when the relay is killed: its connections are gone without a close frame (1006).
+    cam = await camera()
+    device, _ = relay.register_device(1202)
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
+                         backoff=Backoff(storm_window=0.05, first=(30, 30), cap=30, quiet_after=60))
+    await tunnel_up(client, relay, 1202)
+    for transport in list(relay.guard.by_transport):
+        transport.abort()
+    await wait_until(lambda: client.status.tunnels_opened == 2 and client.status.state is TunnelState.UP,
+                     what="the tunnel back at once")
+
+
+async def test_while_the_relay_restarts_refused_tries_come_at_short_pauses(make_relay, make_client, camera):
+    cam = await camera()
+    relay = await make_relay()
+    device, _ = relay.register_device(1203)
+    pauses = []
+
+    def on_status(status) -> None:
+        if status.retry_at is not None and "unreachable" in status.last_error:
+            pauses.append(status.retry_at - time.time())
+
+    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
+                         on_status=on_status, backoff=Backoff(storm_window=0.05, first=(0.05, 0.1), cap=30))
+    await tunnel_up(client, relay, 1203)
+    await relay.close()
+    await asyncio.sleep(0.8)  # refused all along; doubling pauses would be 0.4 s and more by now
+    again = await make_relay(port=relay.port)
+    await tunnel_up(client, again, 1203)
+    assert len(pauses) >= 5 and max(pauses) <= 0.1
+
+
+async def test_one_process_s_tunnels_dial_a_restarting_relay_once_a_moment_not_each(make_relay, make_client):
+    relay = await make_relay()
+    tries: dict[tuple[str, float], str] = {}  # one per planned retry: why the try failed
+
+    def on_status(status) -> None:
+        if status.retry_at is not None and "unreachable" in status.last_error:
+            tries[(status.key, status.retry_at)] = status.last_error
+
+    clients = []
+    for camid in range(1301, 1321):
+        device, _ = relay.register_device(camid)
+        clients.append(make_client(spec_for(device.access_token, RTSP, key=f"camera {camid}"), on_status=on_status,
+                                   backoff=Backoff(storm_window=0.05, first=(0.05, 0.1), cap=30)))
+    for camid, client in zip(range(1301, 1321), clients):
+        await tunnel_up(client, relay, camid)
+    await relay.close()
+    await asyncio.sleep(0.6)  # 20 tunnels, a try each every 0.05-0.1 s: over a hundred tries
+    dialled = [why for why in tries.values() if "just now" not in why]
+    assert len(tries) >= 100 and len(dialled) <= 15  # about one dial each 0.1 s
 
 
 def test_slow_retry_every_minute_for_five_minutes_then_hourly():

@@ -26,6 +26,14 @@ from .loopback import (
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+async def hand_driven_tunnel(http, relay, token, hello: bool = True):
+    """A device's WebSocket to the relay, driven by the test (its hello sent, unless not)."""
+    ws = await http.ws_connect(f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": token})
+    if hello:
+        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+    return ws
+
+
 async def lookup(relay, camid):
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{relay.url}/api/device/{camid}", headers=ADMIN) as resp:
@@ -293,6 +301,33 @@ async def test_malformed_frames_from_a_relay_are_ignored(camera, make_client, ca
     assert "unknown command" in caplog.text and "not 4" in caplog.text and "did not name" in caplog.text
 
 
+async def test_a_closing_relay_takes_no_new_connection(relay):
+    device, _ = relay.register_device(1019)
+    async with aiohttp.ClientSession() as http:
+        # A device that never answers the relay's close: closing waits for it (a second).
+        ws = await hand_driven_tunnel(http, relay, device.access_token)
+        await wait_until(lambda: relay.tunnel(1019) is not None, what="the tunnel")
+        closing = asyncio.create_task(relay.close())
+        await asyncio.sleep(0.2)
+        assert not closing.done()
+        # Refused, so the device retries soon, rather than taken into a relay that is going.
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", relay.port)
+        await closing
+        await ws.close()
+
+
+async def test_a_handshake_in_flight_does_not_hold_up_closing_the_relay(make_relay, monkeypatch):
+    monkeypatch.setattr("camgate.uplink.relay.CLOSE_GRACE_S", 0.2)
+    relay = await make_relay()
+    device, _ = relay.register_device(1018)
+    async with aiohttp.ClientSession() as http:
+        # No hello: the relay is still waiting for it when it closes.
+        ws = await hand_driven_tunnel(http, relay, device.access_token, hello=False)
+        await asyncio.wait_for(relay.close(), 3)
+        await ws.close()
+
+
 DEEP = "[" * 100_000 + "]" * 100_000  # JSON nested past Python's recursion limit
 
 
@@ -371,10 +406,7 @@ async def test_relay_drops_a_client_that_stops_answering(make_relay):
     relay = await make_relay(liveness=LivenessTimes(ping_after=0.2, dead_after=0.5))
     device, _ = relay.register_device(1011)
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            f"{relay.url}/ra-proxy", protocols=("ra-proxy",), headers={"Authorization": device.access_token}
-        )
-        await ws.send_str(build_hello([Forward("rtsp", "tcp", "10.0.0.1", 554)]))
+        ws = await hand_driven_tunnel(http, relay, device.access_token)
         await wait_until(lambda: relay.tunnel(1011) is not None, what="up")
         # Never calling receive() means aiohttp never answers the relay's pings.
         await wait_until(lambda: relay.tunnel(1011) is None, timeout=3, what="the relay to give up")

@@ -5,7 +5,10 @@ tunnels, API calls and viewers are still served. Real sockets on loopback."""
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import ssl
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -133,6 +136,24 @@ async def test_a_burst_of_new_connections_from_one_address_is_not_pushed_out(mak
     assert relay.guard.evicted == 0
     for _, writer in burst:
         writer.close()
+
+
+async def test_a_reconnect_storm_waits_in_the_listen_queue_while_the_relay_is_busy(relay):
+    # Devices reconnecting at once after a restart, while the relay's loop is busy (here:
+    # this test holds it): the kernel queues them all. Past a short queue it drops their
+    # SYNs, and a device's kernel sends the next only a second later.
+    if int(Path("/proc/sys/net/core/somaxconn").read_text()) < 300:
+        pytest.skip("the kernel caps listen queues below 300 (net.core.somaxconn)")
+    storm = [socket.socket() for _ in range(300)]
+    try:
+        for sock in storm:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", relay.port))
+        _, connected, _ = select.select([], storm, [], 0.5)
+        assert len(connected) == len(storm)
+    finally:
+        for sock in storm:
+            sock.close()
 
 
 async def test_a_cap_over_all_addresses_pushes_out_the_oldest_idle_one(make_relay):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import ssl
 import time
@@ -36,7 +37,7 @@ from .protocol import (
     build_hello,
     check_forwards,
 )
-from .retry import Backoff, SlowRetry
+from .retry import Backoff, RecentRefusals, SlowRetry
 from .session import LivenessTimes, TunnelSession
 from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token
@@ -48,6 +49,12 @@ DEFAULT_PROVISIONING_URL = "https://camera.vxg.io"
 _MAX_MESSAGE = 1024 * 1024
 _CLOSE_TIMEOUT = 1.0  # how long closing waits for the relay's CLOSE (a dead relay never answers)
 _WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT)  # one for every client: the agent has one per camera
+# Close codes with which a relay refuses a tunnel it has just accepted (a bad or revoked
+# token or hello; "try again later": its store is unavailable): failed tries, where any
+# other end of a tunnel that was up is a loss.
+_REFUSALS = (1008, 1013)
+# What this process's tunnel clients have seen refused just now (see RecentRefusals).
+_RECENTLY_REFUSED = RecentRefusals()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)  # slots: the agent holds one per camera
@@ -94,7 +101,11 @@ class TunnelStatus:
 
 
 class _Retry(Exception):
-    """This attempt failed; try again after a backoff."""
+    """This attempt failed; try again after a backoff. ``refused``: no one listened."""
+
+    def __init__(self, reason: str, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.refused = refused
 
 
 class _NotProvisioned(Exception):
@@ -222,17 +233,20 @@ class TunnelClient:
                 domain, path = await self._find_endpoint(http, token)
                 raw = token.raw
                 del token  # its decoded JSON is not kept for as long as the tunnel is up
-                await self._carry(http, raw, domain, path)
+                reason = await self._carry(http, raw, domain, path)
                 now = time.monotonic()
                 in_quick_succession = last_loss is not None and now - last_loss < self._backoff.quiet_after
                 last_loss, slow_since = now, None
                 failures = failures + 1 if in_quick_succession else 0
                 delay = self._backoff.delay(failures) if failures else self._backoff.after_loss()
-                self._set(TunnelState.CONNECTING, "tunnel closed", delay)
+                self._set(TunnelState.CONNECTING, reason, delay)
             except _Retry as exc:
-                failures += 1
                 slow_since = None
-                delay = self._backoff.delay(failures)
+                since_loss = None if last_loss is None else time.monotonic() - last_loss
+                delay = self._backoff.while_restarting(since_loss) if exc.refused else None
+                if delay is None:
+                    failures += 1
+                    delay = self._backoff.delay(failures)
                 self._set(TunnelState.CONNECTING, str(exc), delay)
             except (_NotProvisioned, _Fatal) as exc:
                 if isinstance(exc, _Fatal) and not exc.slow:
@@ -297,13 +311,14 @@ class TunnelClient:
     async def _get_json(self, http: aiohttp.ClientSession, url: str, peer: str, check, tls: bool, **request) -> object:
         """GET ``url`` and its JSON body; ``check(status)`` raises for the statuses that
         mean something; a network failure or a body that is not JSON is a _Retry."""
+        _skip_if_just_refused(url, peer)
         try:
             async with http.get(url, ssl=self._ssl(tls), timeout=aiohttp.ClientTimeout(total=self._http_timeout),
                                 **request) as resp:
                 check(resp.status)
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"{peer} unreachable: {_describe(exc)}") from None
+            raise _unreachable(url, peer, exc) from None
         except ValueError:
             raise _Retry(f"{peer} sent no JSON") from None
 
@@ -327,10 +342,13 @@ class TunnelClient:
             raise _Retry("relay's ws-endpoint reply has no domain and path")
         return domain, path if path.startswith("/") else "/" + path
 
-    async def _carry(self, http: aiohttp.ClientSession, token: str, domain: str, path: str) -> None:
-        """Step 4: open the WebSocket, send the hello and carry frames until it closes."""
+    async def _carry(self, http: aiohttp.ClientSession, token: str, domain: str, path: str) -> str:
+        """Step 4: open the WebSocket, send the hello and carry frames until it closes;
+        how it ended. A tunnel the relay refuses (or that fails before it is up) is a
+        _Retry; one that was up and is gone, however it went, a loss."""
         url = f"{self._scheme('wss', 'ws')}://{_with_port(domain, self._default_port)}{path}"
         self._set(TunnelState.CONNECTING, "opening the tunnel")
+        _skip_if_just_refused(url, "relay")
         try:
             ws = await http.ws_connect(
                 url,
@@ -346,7 +364,7 @@ class TunnelClient:
                 raise self._invalid_token() from None
             raise _Retry(f"relay refused the tunnel: HTTP {exc.status}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+            raise _unreachable(url, "relay", exc) from None
         # camgate reads the WebSocket itself from here on (ws_link.py): before the hello,
         # so before the relay says anything.
         ws = take_over(ws, max_message=_MAX_MESSAGE, close_timeout=_CLOSE_TIMEOUT)
@@ -357,6 +375,7 @@ class TunnelClient:
         session = TunnelSession(
             ws, connection, label=self._label, liveness=self._liveness, on_endpoints=self._on_relay_endpoints
         )
+        lost = ""
         try:
             await ws.send_str(build_hello(spec.forwards, spec.websocket_buffer_size, spec.agent_version))
             # Queued first, so it follows the hello: camgate's offer of per-connection
@@ -369,7 +388,9 @@ class TunnelClient:
             log.info("%s: tunnel up to %s", self._label, domain)
             await session.run()
         except (aiohttp.ClientError, OSError) as exc:
-            raise _Retry(f"tunnel lost: {_describe(exc)}") from None
+            if self._session is None:  # not up yet
+                raise _Retry(f"relay unreachable: {_describe(exc)}") from None
+            lost = f"tunnel lost: {_describe(exc)}"
         finally:
             self._session = None
             self._bytes_to += connection.bytes_to_peer
@@ -377,9 +398,11 @@ class TunnelClient:
             if not ws.closed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), 2)
-        if ws.close_code not in (None, 1000, 1001):
-            reason = ws.close_code
-            raise _Retry(f"relay closed the tunnel (code {reason})")
+        if ws.close_code in _REFUSALS:
+            raise _Retry(f"relay closed the tunnel (code {ws.close_code})")
+        if lost:
+            return lost
+        return "tunnel closed" if ws.close_code in (None, 1000, 1001) else f"tunnel lost (code {ws.close_code})"
 
     def _on_relay_endpoints(self, endpoints: tuple[PublicEndpoint, ...]) -> None:
         # A camgate relay says which public ports it gave us; the reference relay never does.
@@ -451,6 +474,26 @@ def _with_port(host: str, default_port: int) -> str:
     if ":" in host:  # a bare IPv6 address
         return f"[{host}]:{default_port}"
     return f"{host}:{default_port}"
+
+
+def _address(url: str) -> str:
+    return url.partition("://")[2].partition("/")[0]
+
+
+def _skip_if_just_refused(url: str, peer: str) -> None:
+    """A try not made: another tunnel of this process was refused there a moment ago."""
+    if _RECENTLY_REFUSED.just_refused(_address(url), time.monotonic()):
+        raise _Retry(f"{peer} unreachable: it refused a connection just now", refused=True)
+
+
+def _unreachable(url: str, peer: str, exc: BaseException) -> _Retry:
+    """The _Retry for a try the network failed; ``refused`` when no one listens there (a
+    refused connection), which this process's other tunnels then skip for a moment."""
+    error = getattr(exc, "os_error", exc)  # aiohttp's ClientConnectorError wraps it
+    refused = isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED
+    if refused:
+        _RECENTLY_REFUSED.refused(_address(url), time.monotonic())
+    return _Retry(f"{peer} unreachable: {_describe(exc)}", refused=refused)
 
 
 def _describe(exc: BaseException) -> str:

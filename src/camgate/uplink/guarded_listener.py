@@ -23,11 +23,11 @@ from .connection_guard import ConnectionGuard
 log = logging.getLogger(__name__)
 
 ACCEPT_BATCH = 16  # connections accepted before the loop serves them
-# Connections the kernel completes and queues for accept(). A relay restart has every
-# device reconnect at once; past a full queue the kernel drops their handshakes, which
-# come back only after TCP's retransmission delays (1, 3, 7 s...). A queued connection
-# costs the relay nothing until it is accepted, and then the guard counts it.
-LISTEN_BACKLOG = 2048
+# Connections the kernel queues before accept(): a thousand devices reconnecting within a
+# fraction of a second after a restart wait there. Past it their SYNs are dropped, and a
+# device's kernel sends the next only a second later (then 3 s, 7 s). Linux caps it at
+# net.core.somaxconn (4096 by default).
+BACKLOG = 4096
 RETRY_WITHOUT_DESCRIPTORS_S = 1.0
 _OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -99,7 +99,7 @@ class GuardedSite(web.BaseSite):
     """An aiohttp TCP site whose connections all go through ``guard`` (TLS included)."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard) -> None:
-        super().__init__(runner, backlog=LISTEN_BACKLOG)
+        super().__init__(runner, backlog=BACKLOG)
         self._host = host
         self._port = port
         self._guard = guard

@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 TUNNEL_PATH = "/ra-proxy"
 _MAX_MESSAGE = 1024 * 1024  # WebSocket messages beyond this end the tunnel (aiohttp limit)
 _CLOSE_TIMEOUT = 1.0  # how long a closing tunnel waits for the peer's CLOSE
+# What closing waits for requests still in hand once the tunnels are closed (aiohttp's
+# default is 60 s): a tunnel's handshake caught by the close never gets its hello, since
+# aiohttp reads nothing more from a connection once it closes, and would hold it 10 s.
+CLOSE_GRACE_S = 1.0
 __all__ = ["ENROLLED_CAMID_BASE", "RelayConfig", "RelayServer", "_host_port", "run_relay", "start_relay"]
 
 
@@ -92,7 +96,8 @@ class RelayServer:
             ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
         self.guard.ssl_context = ssl_context
         self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, keepalive_timeout=config.connections.idle_timeout
+            self.app, access_log=None, handle_signals=False, keepalive_timeout=config.connections.idle_timeout,
+            shutdown_timeout=CLOSE_GRACE_S,
         )
         await self._runner.setup()
         # The store opens before the port answers, so no request meets it unopened; only
@@ -119,6 +124,11 @@ class RelayServer:
             raise
 
     async def close(self) -> None:
+        if self._runner is not None:
+            # Stop listening first: a device that retries at once meets a refused
+            # connection (and tries again soon), not a relay that takes its tunnel and drops it.
+            for site in list(self._runner.sites):
+                await site.stop()
         if self.node is not None:
             await self.node.stop()
         await asyncio.gather(*(tunnel.stop() for tunnel in list(self.tunnels.values())))
