@@ -171,13 +171,19 @@ def test_backoff_is_jittered_and_capped():
     assert backoff.while_restarting(10.0) is None and backoff.while_restarting(None) is None
 
 
-async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_client, relay, camera):
+async def up_with_long_failure_pauses(make_client, relay, camera, camid: int):
+    """A tunnel up whose failed tries wait 30 s: only a loss retried "at once" reconnects
+    within a test's waits."""
     cam = await camera()
-    device, _ = relay.register_device(1201)
-    # Failure pauses of 30 s: only a loss retried "at once" reconnects within the waits.
+    device, _ = relay.register_device(camid)
     client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
                          backoff=Backoff(storm_window=0.05, first=(30, 30), cap=30, quiet_after=60))
-    await tunnel_up(client, relay, 1201)
+    await tunnel_up(client, relay, camid)
+    return client
+
+
+async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_client, relay, camera):
+    client = await up_with_long_failure_pauses(make_client, relay, camera, 1201)
     await relay.tunnel(1201).stop()
     await wait_until(lambda: client.status.tunnels_opened == 2 and client.status.state is TunnelState.UP,
                      what="the tunnel back at once")
@@ -190,11 +196,7 @@ async def test_a_lost_tunnel_is_retried_at_once_and_quick_losses_back_off(make_c
 
 async def test_a_tunnel_cut_without_a_close_is_a_loss_retried_at_once(make_client, relay, camera):
     # As when the relay is killed: its connections are gone without a close frame (1006).
-    cam = await camera()
-    device, _ = relay.register_device(1202)
-    client = make_client(spec_for(device.access_token, Forward("rtsp", "tcp", "127.0.0.1", cam.port)),
-                         backoff=Backoff(storm_window=0.05, first=(30, 30), cap=30, quiet_after=60))
-    await tunnel_up(client, relay, 1202)
+    client = await up_with_long_failure_pauses(make_client, relay, camera, 1202)
     for transport in list(relay.guard.by_transport):
         transport.abort()
     await wait_until(lambda: client.status.tunnels_opened == 2 and client.status.state is TunnelState.UP,
