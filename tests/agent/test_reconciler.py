@@ -11,7 +11,7 @@ from camgate.agent.plan import UplinkSettings
 from camgate.agent.reconciler import Agent
 from camgate.cameras.models import Camera, TunnelStatus
 from camgate.core import GATEWAY_STATUS_KEY, TunnelState
-from camgate.uplink.client import TunnelStatus as ClientStatus
+from camgate.uplink.client import ClientStatus
 from camgate.uplink.protocol import PublicEndpoint
 from tests.conftest import make_token
 

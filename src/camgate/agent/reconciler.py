@@ -34,7 +34,7 @@ from camgate.media.snapshots import SnapshotService
 from camgate.metrics.reconcile_stats import ReconcileStats
 from camgate.uplink.client import TunnelClient
 from camgate.uplink.client_http import shared_session
-from camgate.uplink.client import TunnelStatus as ClientStatus
+from camgate.uplink.client import ClientStatus
 
 log = logging.getLogger("camgate.agent")
 

@@ -28,7 +28,7 @@ from .protocol import LIMITS, Forward, ProtocolError, check_forwards, parse_forw
 from .tokens import InvalidToken, decode_access_token
 
 if TYPE_CHECKING:  # the client (aiohttp) is imported only when the command runs: `camgate --help` stays quick
-    from .client import TunnelSpec, TunnelStatus
+    from .client import ClientStatus, TunnelSpec
 
 log = logging.getLogger("camgate.uplink")
 
@@ -125,14 +125,14 @@ class _EndpointLog:
     def __init__(self) -> None:
         self._last: tuple = ()
 
-    def __call__(self, status: TunnelStatus) -> None:
+    def __call__(self, status: ClientStatus) -> None:
         if status.endpoints and status.endpoints != self._last:
             self._last = status.endpoints
             for endpoint in status.endpoints:
                 log.info("forward %s is published at %s:%s", endpoint.name, endpoint.proxy_host, endpoint.proxy_port)
 
 
-async def run_tunnel(spec: TunnelSpec) -> TunnelStatus:
+async def run_tunnel(spec: TunnelSpec) -> ClientStatus:
     """Keep the tunnel up until SIGTERM/SIGINT or until it cannot work; its last status."""
     from .client import TunnelClient
 

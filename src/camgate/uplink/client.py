@@ -4,7 +4,7 @@ A :class:`TunnelClient` keeps one device's tunnel up: it provisions a token by s
 when it has none, asks the relay where to dial, opens the WebSocket, sends the hello
 and then carries frames (see :mod:`.session`) until the WebSocket closes, then starts
 again: at once (jittered) after a loss, after a growing pause after failures (Backoff). What it is doing is always readable as a
-:class:`TunnelStatus`, and pushed to an ``on_status`` callback when it changes.
+:class:`ClientStatus`, and pushed to an ``on_status`` callback when it changes.
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ class TunnelSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class TunnelStatus:
+class ClientStatus:
+    """What a tunnel client reports of its tunnel; the agent writes it into the database
+    row cameras.models.TunnelStatus (two names for the two, where one name was both)."""
+
     key: str
     state: TunnelState = TunnelState.CONNECTING
     reason: str = ""
@@ -130,7 +133,7 @@ class TunnelClient:
         self,
         spec: TunnelSpec,
         *,
-        on_status: Callable[[TunnelStatus], None] | None = None,
+        on_status: Callable[[ClientStatus], None] | None = None,
         backoff: Backoff = Backoff(),
         slow_retry: SlowRetry = SlowRetry(),
         limits: FlowLimits = FlowLimits(),
@@ -146,7 +149,7 @@ class TunnelClient:
         self._limits = limits
         self._liveness = liveness
         self._http_timeout = http_timeout
-        self._status = TunnelStatus(key=spec.key)
+        self._status = ClientStatus(key=spec.key)
         self._session: TunnelSession | None = None
         self._bytes_to = 0
         self._bytes_from = 0
@@ -160,7 +163,7 @@ class TunnelClient:
     # --- public ------------------------------------------------------------------
 
     @property
-    def status(self) -> TunnelStatus:
+    def status(self) -> ClientStatus:
         session = self._session
         if session is None:
             return replace(self._status, open_connections=0, bytes_to_cloud=self._bytes_to,
