@@ -265,7 +265,7 @@ def _onvif_facts(api, monkeypatch):
         return DeviceFacts("PythonCam", "VirtualCam-1", "1.3.0", "PY-1", None, 80, 554, "/video_main", None,
                            [Profile("Profile_Main", "MainStream", "H264", 1920, 1080), Profile("p2", "", "", None, None)])
 
-    monkeypatch.setattr("camgate.onvif.views.read_device", facts)
+    monkeypatch.setattr("camgate.onvif.device.read_device", facts)
     return _post(api, "/api/onvif/", {"ip": "10.0.0.1", "username": "admin", "password": "pass"})
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from camgate import config
 from camgate.core import GATEWAY_STATUS_KEY
-from camgate.uplink.client import DEFAULT_PROVISIONING_URL, TunnelSpec
+from camgate.uplink.spec import DEFAULT_PROVISIONING_URL, TunnelSpec
 from camgate.uplink.enrollment import ENROLLMENT_SECRET_ENV
 from camgate.uplink.protocol import Forward, ProtocolError
 

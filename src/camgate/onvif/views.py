@@ -20,7 +20,6 @@ from camgate.cameras.api.parsers import JSONParser
 from camgate.cameras.api.serializers import ErrorDetailSerializer, FieldErrorsSerializer
 from camgate.cameras.api.views import BAD_REQUEST, CSRF_REFUSED, TOO_LARGE, UNAUTHORIZED
 from camgate.cameras.models import Camera
-from camgate.onvif.device import OnvifError, read_device
 from camgate.onvif.discovery import discover
 from camgate.onvif.serializers import (
     DiscoverSerializer,
@@ -95,6 +94,10 @@ class OnvifDeviceView(APIView):
         responses={200: OnvifDeviceSerializer, 400: ONVIF_BAD_REQUEST, **SHARED_ANSWERS},
     )
     def post(self, request):
+        # Here, not at the top: the ONVIF client (zeep, httpx) is a few hundred
+        # milliseconds of every web server's start, for a page used when adding cameras.
+        from camgate.onvif.device import OnvifError, read_device
+
         given = _validated(OnvifReadSerializer, request)
         try:
             facts = asyncio.run(read_device(given["ip"], given["onvif_port"], given["username"], given["password"]))

@@ -38,6 +38,7 @@ from .protocol import (
     check_forwards,
 )
 from .retry import Backoff, RecentRefusals, SlowRetry
+from .spec import DEFAULT_PROVISIONING_URL, TunnelSpec  # noqa: F401 - TunnelClient's callers import both from here
 from .session import LivenessTimes, TunnelSession
 from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token
@@ -45,7 +46,6 @@ from .ws_link import take_over
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROVISIONING_URL = "https://camera.vxg.io"
 _MAX_MESSAGE = 1024 * 1024
 _CLOSE_TIMEOUT = 1.0  # how long closing waits for the relay's CLOSE (a dead relay never answers)
 _WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT)  # one for every client: the agent has one per camera
@@ -55,30 +55,6 @@ _WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT)  # one for every 
 _REFUSALS = (1008, 1013)
 # What this process's tunnel clients have seen refused just now (see RecentRefusals).
 _RECENTLY_REFUSED = RecentRefusals()
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)  # slots: the agent holds one per camera
-class TunnelSpec:
-    """What one tunnel should be. Either ``token`` or ``serial`` + ``password`` is needed."""
-
-    key: str  # names the device in logs and status, e.g. "camera 12" or "gateway"
-    forwards: tuple[Forward, ...]
-    token: str = field(default="", repr=False)
-    serial: str = ""
-    password: str = field(default="", repr=False)
-    uplink: str | None = None  # "host" or "host:port", instead of the token's uplink
-    tls: bool = True
-    verify: bool = True
-    cafile: str | None = None  # extra CA to trust (a self-hosted relay's own CA)
-    provisioning_url: str = DEFAULT_PROVISIONING_URL
-    enrollment_secret: str = field(default="", repr=False)  # the embedded relay's (enrollment.py)
-    websocket_buffer_size: int = LIMITS.reference_payload
-    agent_version: str = AGENT_VERSION
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "forwards", check_forwards(self.forwards))
-        if not self.token and not self.serial:
-            raise ProtocolError(f"{self.key}: a tunnel needs a token or a serial to provision one")
 
 
 @dataclass(frozen=True, slots=True)
