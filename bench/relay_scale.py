@@ -5,9 +5,9 @@ every device provisions at once as the uplink protocol says (GET /v1/token by se
 then GET /api/ws-endpoint with the token it got), then every device opens its tunnel at
 once (camgate's TunnelClient, two forwards each, in tunnel-fleet processes: see
 bench/roles.py). Devices connect from several loopback addresses, DEVICES_PER_ADDRESS
-each, as they come from many sites: the relay caps the connections one address may hold
-before they carry a tunnel (connection_guard.py), and 2000 devices behind one address
-is a flood to it, not a fleet.
+each, as they come from many sites (the relay caps the connections one address may hold
+before they carry a tunnel, connection_guard.py; bench/recovery.py --addresses 1 measures
+a fleet behind one NAT).
 
 Memory is the relay's VmRSS with the devices registered and no tunnel, then with every
 tunnel up: the difference divided by the devices is what one idle tunnel costs.
