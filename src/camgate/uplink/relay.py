@@ -73,7 +73,7 @@ class RelayServer:
         self.tunnels: dict[int, RelayTunnel] = {}
         self.device_locks = DeviceLocks()  # one tunnel per device at a time through _tunnel
         self._background: set[asyncio.Task[None]] = set()  # held so they are not collected
-        self._carrying: set[asyncio.Task[None]] = set()  # tunnels handed over by aiohttp (_tunnel)
+        self._carrying: set[asyncio.Task[None]] = set()  # tunnels aiohttp has let go of (_carry_own)
         self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
         self.ports = PortPicker(config.port_range)
