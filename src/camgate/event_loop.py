@@ -4,8 +4,8 @@ uvloop (libuv under asyncio's API) when it is installed: its event loop and tran
 are C, where asyncio's select loop and socket transports are Python (and in Python 3.11
 a socket's pending bytes sit in one bytearray, copied whole whenever more is added).
 With it, and the frames session.py writes itself (ws_frames.py), the agent spends about
-a third less CPU per byte it carries (bench/viewers.py); the relay, whose time goes to
-the kernel and aiohttp's frame reader, about the same.
+a third less CPU per byte it carries (bench/viewers.py); the relay, whose time then went
+to the kernel and aiohttp's frame reader (since replaced by ws_link.py), about the same.
 ``CAMGATE_EVENT_LOOP=asyncio`` keeps asyncio's own loop; ``uvloop`` insists on uvloop
 (an error when it is not installed).
 """
