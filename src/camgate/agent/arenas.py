@@ -13,16 +13,13 @@ Only where the C library is glibc; elsewhere it does nothing.
 from __future__ import annotations
 
 import ctypes
-import platform
+
+from camgate.uplink.heap import glibc_function
 
 M_ARENA_MAX = -8  # from glibc's malloc.h
 
 
 def one_arena() -> bool:
     """Call before the process starts a thread; True if glibc took it."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        return ctypes.CDLL(None).mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(1)) == 1
-    except (OSError, AttributeError):
-        return False
+    mallopt = glibc_function("mallopt")
+    return mallopt is not None and mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(1)) == 1

@@ -71,6 +71,14 @@ def placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
+def existing_cameras(connection: sqlite3.Connection, camera_ids) -> set[int]:
+    """Those of ``camera_ids`` still in the camera table: what the agent reports of a
+    camera deleted meanwhile is dropped (its rows went with it)."""
+    ids = sorted(set(camera_ids))
+    return {row[0] for row in connection.execute(
+        f"SELECT camera_id FROM cameras_camera WHERE camera_id IN ({placeholders(len(ids))})", ids)}
+
+
 # --- values as Django keeps them in SQLite ---------------------------------------------
 
 

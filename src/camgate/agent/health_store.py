@@ -76,9 +76,7 @@ def write_reports(records: list[HealthRecord], forget: set[int] = frozenset()) -
         if forget:
             connection.execute(f"DELETE FROM cameras_camerahealth WHERE camera_id IN ({db.placeholders(len(forget))})",
                                sorted(forget))
-        ids = sorted({r.camera_id for r in records})
-        existing = {row[0] for row in connection.execute(
-            f"SELECT camera_id FROM cameras_camera WHERE camera_id IN ({db.placeholders(len(ids))})", ids)}
+        existing = db.existing_cameras(connection, (r.camera_id for r in records))
         connection.executemany(_UPSERT_REPORT, [_report_row(r) for r in records if r.camera_id in existing])
 
 

@@ -78,10 +78,7 @@ _RECORD_LOCAL_TOKEN = (
 def write_statuses(records: list[StatusRecord]) -> None:
     """Upsert ``records`` (a record for a camera deleted meanwhile is dropped)."""
     with db.writing() as connection:
-        camera_ids = sorted({r.camera_id for r in records if r.camera_id is not None})
-        existing = {row[0] for row in connection.execute(
-            f"SELECT camera_id FROM cameras_camera WHERE camera_id IN ({db.placeholders(len(camera_ids))})",
-            camera_ids)}
+        existing = db.existing_cameras(connection, (r.camera_id for r in records if r.camera_id is not None))
         written_at = db.now()
         for record in records:
             if record.camera_id is not None and record.camera_id not in existing:

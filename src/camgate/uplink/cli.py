@@ -91,7 +91,7 @@ def provisioning_url(value: str, tls: bool) -> str:
 def build_spec(args: argparse.Namespace, environ: Mapping[str, str]) -> TunnelSpec:
     """The tunnel the arguments describe; :class:`UsageError` saying what is wrong.
     Never puts the token or password in a message."""
-    from .client import DEFAULT_PROVISIONING_URL, TunnelSpec
+    from .spec import DEFAULT_PROVISIONING_URL, TunnelSpec
 
     serial = args.serial or ("" if args.token else environ.get(SERIAL_ENV, ""))
     token = args.token or ("" if serial else environ.get(TOKEN_ENV, ""))

@@ -26,19 +26,9 @@ from .client_http import DEFAULT_HTTP_TIMEOUT, client_timeout
 from .connection import Role, TunnelConnection
 from .enrollment import enrollment_headers
 from .flow import FlowLimits
-from .protocol import (
-    AGENT_VERSION,
-    LIMITS,
-    SUBPROTOCOL,
-    Forward,
-    Hello,
-    ProtocolError,
-    PublicEndpoint,
-    build_hello,
-    check_forwards,
-)
+from .protocol import SUBPROTOCOL, Hello, PublicEndpoint, build_hello
 from .retry import Backoff, RecentRefusals, SlowRetry
-from .spec import DEFAULT_PROVISIONING_URL, TunnelSpec  # noqa: F401 - TunnelClient's callers import both from here
+from .spec import TunnelSpec
 from .session import LivenessTimes, TunnelSession
 from .tls import client_context
 from .tokens import AccessToken, InvalidToken, decode_access_token

@@ -1,7 +1,7 @@
 """Keep glibc's heap steady under tunnel traffic.
 
-Each WebSocket read allocates a 256 KiB buffer, and each message 64 KiB more; they live
-for microseconds. glibc's malloc adjusts its thresholds as it goes: whether it serves
+Each large WebSocket message gets a buffer of its own (up to 256 KiB), which lives for
+microseconds. glibc's malloc adjusts its thresholds as it goes: whether it serves
 such blocks from the heap, or from fresh mmap()ed pages, and whether it gives the free
 top of the heap back to the kernel after each burst, depends on how the heap happened
 to be laid out when traffic started. In the unlucky layout every block costs dozens of
@@ -35,7 +35,7 @@ TRIM_THRESHOLD = 2 * 1024 * 1024
 _done = False
 
 
-def _glibc(name: str) -> Any:
+def glibc_function(name: str) -> Any:
     """glibc's function ``name`` (ctypes), or None where the C library is not glibc."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
@@ -50,7 +50,7 @@ def steady_heap() -> bool:
     global _done
     if _done:
         return True
-    mallopt = _glibc("mallopt")
+    mallopt = glibc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
@@ -68,7 +68,7 @@ def release_free_heap() -> bool:
     the heap are otherwise never returned: after thousands of tunnels have been set up
     at once (a relay restart), the set-up's transient blocks leave holes between the
     tunnels' long-lived objects, about 9 KiB per tunnel that stays resident for ever."""
-    malloc_trim = _glibc("malloc_trim")
+    malloc_trim = glibc_function("malloc_trim")
     if malloc_trim is None:
         return False
     malloc_trim.argtypes = (ctypes.c_size_t,)
