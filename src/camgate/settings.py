@@ -37,7 +37,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 METRICS_ALLOW = parse_allow_list("CAMGATE_METRICS_ALLOW", config.env_list("CAMGATE_METRICS_ALLOW", ",".join(LOOPBACK)))
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

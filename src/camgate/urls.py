@@ -1,15 +1,15 @@
 from django.http import JsonResponse
 from django.views.defaults import page_not_found, server_error
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
 
+from camgate.cameras.api.schema_view import SchemaView
 from camgate.health import healthz
 from camgate.metrics.views import metrics
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     re_path(r"^metrics/?$", metrics, name="metrics"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
     path("api/", include("camgate.cameras.api.urls")),
     path("", include("camgate.web.urls")),
 ]

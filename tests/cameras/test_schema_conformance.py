@@ -404,3 +404,26 @@ def test_a_leaked_password_or_a_missing_key_would_be_caught(schema):
     assert not validator.is_valid([{**good, "health": None}])
     assert not validator.is_valid([{**good, "health": {**good["health"], "state": "up"}}])
     assert not validator.is_valid([{**good, "health": {**good["health"], "video": {"codec": "H.264"}}}])
+
+
+def test_the_schema_is_built_once_and_a_made_up_version_is_not_kept(api, monkeypatch):
+    from camgate.cameras.api.schema_view import SchemaView
+
+    built = []
+    generator_class = SchemaView.generator_class
+
+    def counting_generator(*args, **kwargs):
+        built.append(kwargs.get("api_version"))
+        return generator_class(*args, **kwargs)
+
+    monkeypatch.setattr(SchemaView, "_built", None)
+    monkeypatch.setattr(SchemaView, "generator_class", counting_generator)
+    answers = [api.get("/api/schema/", HTTP_ACCEPT=SCHEMA_MEDIA_TYPE) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200] * 3
+    assert answers[0].content == answers[1].content == answers[2].content
+    assert built == [None]
+    for made_up in ("x1", "x2"):
+        assert api.get(f"/api/schema/?version={made_up}", HTTP_ACCEPT=SCHEMA_MEDIA_TYPE).status_code == 200
+    assert built == [None, "x1", "x2"] and SchemaView._built is not None
+    assert api.get("/api/schema/", HTTP_ACCEPT=SCHEMA_MEDIA_TYPE).content == answers[0].content
+    assert built == [None, "x1", "x2"]
