@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field
 import zeep.exceptions
 
 from camgate.onvif.onvif_client import ResponseTooLarge, onvif_camera_class, sessions_closed_after
+from camgate.onvif.outcomes import AUTH_FAILED, NOT_ONVIF, UNREACHABLE
 from camgate.onvif.targets import allowed_networks, inside
 from camgate.probe.net import StepFailed, resolve
 from camgate.probe.result import printable
 from camgate.probe.rtsp_url import path_problem
 
 DEFAULT_TIMEOUT = 10.0
-AUTH_FAILED, UNREACHABLE, NOT_ONVIF = "auth_failed", "unreachable", "not_onvif"
 # How cameras say "wrong login" in a SOAP fault: subcodes (ter:NotAuthorized,
 # wsse:FailedAuthentication, ...) or reasons ("Sender not authorized").
 _AUTH_WORDS = ("notauthorized", "not authorized", "unauthorized", "failedauthentication", "invalidsecurity",

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from camgate.cameras.api.serializers import PortField, TextField
-from camgate.onvif.device import AUTH_FAILED, NOT_ONVIF, UNREACHABLE
+from camgate.onvif.outcomes import AUTH_FAILED, NOT_ONVIF, UNREACHABLE
 from camgate.onvif.discovery import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from camgate.onvif.targets import TargetProblem, allowed_networks, inside, unicast_targets
 
