@@ -31,7 +31,10 @@ MEMORY_LIMIT = 1024 * 1024 * 1024  # address space; a 4K frame needs a few tens 
 MAX_JPEG_BYTES = 32 * 1024 * 1024
 # FFmpeg reads a few seconds of stream to guess parameters by default; the decoder finds
 # them in the keyframe anyway, so skip it (it cost 1.4 s per capture on a test camera).
-OPEN_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32"}
+# Only the video is set up: an audio track is one more stream the camera sends for
+# nothing, and a stream without video is then known from its SDP at once, instead of
+# after waiting out the timeout for audio packets to probe.
+OPEN_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32", "allowed_media_types": "video"}
 # Errors that say the camera cannot be reached, as against one that answered wrongly.
 NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ETIMEDOUT,
                             errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
