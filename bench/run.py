@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     print()
     print(
-        "MB = 10^6 bytes, MiB = 2^20 bytes. Baseline of 1-2: one asyncio TCP proxy process in place of\n"
-        "relay + tunnel client processes; viewer and camera run in the benchmark process.\n"
+        "MB = 10^6 bytes, MiB = 2^20 bytes. Baseline of 1, 2 and 6: one asyncio TCP proxy process in\n"
+        "place of relay + tunnel client processes; viewers and cameras run in the benchmark process.\n"
         f"VXG column: {vxg_note}.\n"
         f"Load average {os.getloadavg()[0]:.2f} at the end; total run time {elapsed:.0f} s."
     )

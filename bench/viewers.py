@@ -94,7 +94,11 @@ class Window:
 
 
 def run(ctx: Context) -> list[Row]:
-    return _run(bench_viewers(QUICK if ctx.quick else FULL, ctx.tmp, ctx.children))
+    plan = QUICK if ctx.quick else FULL
+    # The table's baseline: what the same streams cost one plain asyncio proxy in the same
+    # run, the floor of reading and writing each byte once in Python. Not in a smoke run,
+    # which only checks that the part runs.
+    return _run(bench_viewers(plan if ctx.smoke else replace(plan, baseline=True), ctx.tmp, ctx.children))
 
 
 def _run(main):
