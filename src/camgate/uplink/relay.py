@@ -36,6 +36,7 @@ from camgate.process_limits import raise_open_files_limit
 from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
 from .heap import HeapTrimmer
+from .listen_sockets import PublicListeners
 from .connection import Role, TunnelConnection
 from .enrollment import ENROLLMENT_HEADER, presents_secret
 from .port_picker import PortPicker
@@ -77,6 +78,7 @@ class RelayServer:
         self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
         self.ports = PortPicker(config.port_range)
+        self.public_listeners = PublicListeners(config.host)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.admin = RelayAdminApi(self, config.admin_token)
@@ -455,16 +457,13 @@ class RelayServer:
         self, tunnel: RelayTunnel, index: int, forward: Forward
     ) -> tuple[asyncio.Server, int] | None:
         """A listener for ``forward`` and its port; None when no port could be bound."""
-        loop = asyncio.get_running_loop()
         remembered = await self.store.port_for(tunnel.camid, forward.name)
         taken = await self.store.ports_in_use()
         for port in self.ports.candidates(remembered, taken):
             self.ports.binding.add(port)
             try:
                 try:
-                    server = await loop.create_server(
-                        lambda: tunnel.session.viewer_protocol(index), self.config.host, port, reuse_address=True
-                    )
+                    server = await self.public_listeners.listen(lambda: tunnel.session.viewer_protocol(index), port)
                 except OSError as exc:
                     if port == remembered:
                         log.warning(
