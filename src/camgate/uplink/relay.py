@@ -456,30 +456,49 @@ class RelayServer:
     async def _bind_forward(
         self, tunnel: RelayTunnel, index: int, forward: Forward
     ) -> tuple[asyncio.Server, int] | None:
-        """A listener for ``forward`` and its port; None when no port could be bound."""
+        """A listener for ``forward`` and its port; None when no port could be bound.
+
+        The device's remembered port first; the ports in use are asked for only when that
+        one cannot be had. Asked for each bind, the set of every device's ports took the
+        relay 0.1 s of CPU in all when a thousand devices reconnected after a restart
+        (bench/recovery.py's profile), and costs a query each with a shared store."""
         remembered = await self.store.port_for(tunnel.camid, forward.name)
+        if remembered is not None:
+            bound = await self._listen_for(tunnel, index, forward, remembered, remembered)
+            if bound is not None:
+                return bound
         taken = await self.store.ports_in_use()
-        for port in self.ports.candidates(remembered, taken):
-            self.ports.binding.add(port)
-            try:
-                try:
-                    server = await self.public_listeners.listen(lambda: tunnel.session.viewer_protocol(index), port)
-                except OSError as exc:
-                    if port == remembered:
-                        log.warning(
-                            "relay camid %d: forward %s cannot keep port %d (%s); picking another",
-                            tunnel.camid, forward.name, port, exc.strerror,
-                        )
-                    continue
-                # Asked only for an ephemeral port: uvloop keeps the socket objects that
-                # .sockets makes, 0.2 KiB a listener for the life of the tunnel.
-                bound = port or server.sockets[0].getsockname()[1]
-                if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
-                    return server, bound
-                server.close()  # leased meanwhile to another device of this node
-            finally:
-                self.ports.binding.discard(port)
+        for port in self.ports.candidates(taken):
+            bound = await self._listen_for(tunnel, index, forward, port, remembered)
+            if bound is not None:
+                return bound
         return None
+
+    async def _listen_for(
+        self, tunnel: RelayTunnel, index: int, forward: Forward, port: int, remembered: int | None
+    ) -> tuple[asyncio.Server, int] | None:
+        """A listener for ``forward`` on ``port`` (0: an ephemeral one) and its port; None
+        when that port cannot be bound, or was leased meanwhile to another device."""
+        self.ports.binding.add(port)
+        try:
+            try:
+                server = await self.public_listeners.listen(lambda: tunnel.session.viewer_protocol(index), port)
+            except OSError as exc:
+                if port == remembered:
+                    log.warning(
+                        "relay camid %d: forward %s cannot keep port %d (%s); picking another",
+                        tunnel.camid, forward.name, port, exc.strerror,
+                    )
+                return None
+            # Asked only for an ephemeral port: uvloop keeps the socket objects that
+            # .sockets makes, 0.2 KiB a listener for the life of the tunnel.
+            bound = port or server.sockets[0].getsockname()[1]
+            if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
+                return server, bound
+            server.close()  # leased meanwhile to another device of this node
+            return None
+        finally:
+            self.ports.binding.discard(port)
 
 
 async def start_relay(config: RelayConfig) -> RelayServer:
