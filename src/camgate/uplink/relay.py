@@ -33,6 +33,7 @@ from camgate import event_loop
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
 
+from . import collector
 from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
 from .heap import HeapTrimmer
@@ -512,6 +513,7 @@ def run_relay(config: RelayConfig) -> None:
 
     async def main() -> None:
         limit_repeated_errors()
+        collector.settle()  # its modules loaded: their objects are the process's for good
         server = await start_relay(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
