@@ -225,11 +225,11 @@ async def test_while_the_relay_restarts_refused_tries_come_at_short_pauses(make_
 
 async def test_one_process_s_tunnels_dial_a_restarting_relay_once_a_moment_not_each(make_relay, make_client):
     relay = await make_relay()
-    tries: dict[tuple[str, float], str] = {}  # one per planned retry: why the try failed
+    pushed: list[str] = []  # every status pushed for a failed try: why it failed
 
     def on_status(status) -> None:
         if status.retry_at is not None and "unreachable" in status.last_error:
-            tries[(status.key, status.retry_at)] = status.last_error
+            pushed.append(status.last_error)
 
     clients = []
     for camid in range(1301, 1321):
@@ -240,11 +240,12 @@ async def test_one_process_s_tunnels_dial_a_restarting_relay_once_a_moment_not_e
         await tunnel_up(client, relay, camid)
     await relay.close()
     await asyncio.sleep(0.6)  # 20 tunnels, a try each every 0.05-0.1 s: over a hundred tries
-    dialled = [why for why in tries.values() if "just now" not in why]
     # About one dial each 0.1 s, and a few more while a dial is under way (more on a
-    # loaded machine, where each takes longer): most tries are skipped, not made. Every
-    # try was a dial before RecentRefusals.
-    assert len(tries) >= 60 and len(dialled) <= len(tries) // 4, (len(tries), len(dialled))
+    # loaded machine, where each takes longer: 21 were seen at a load of 5); each tunnel
+    # dialling for itself would be 120 or more. The tries skipped meanwhile are no tries,
+    # and say nothing (a restart's thousands of them each pushed a status before).
+    assert 3 <= len(pushed) <= 40 and not [why for why in pushed if "just now" in why], pushed
+    assert all(client.status.retry_at > time.time() - 0.2 for client in clients)  # each still plans a try
 
 
 def test_slow_retry_every_minute_for_five_minutes_then_hourly():

@@ -597,6 +597,9 @@ async def test_run_relay_shuts_down_on_sigterm(tmp_path):
     port = free_port()
     code = (
         "import logging; logging.basicConfig(level=logging.INFO);"
+        # What the collector was set to while the relay ran (collector.py).
+        "import atexit, gc, sys; atexit.register(lambda: print('collector', gc.get_threshold()[0],"
+        " gc.get_freeze_count() > 1000, file=sys.stderr));"
         "from camgate.uplink.relay import RelayConfig, run_relay;"
         f"run_relay(RelayConfig(port={port}, port_range=None, admin_token='x', state_path={str(tmp_path / 's.json')!r}))"
     )
@@ -623,6 +626,7 @@ async def test_run_relay_shuts_down_on_sigterm(tmp_path):
         assert await asyncio.wait_for(process.wait(), 5) == 0
         stderr = (await process.stderr.read()).decode()
         assert "relay shutting down" in stderr
+        assert "collector 7000 True" in stderr  # started: its modules' objects frozen, young ones collected less often
     finally:
         if process.returncode is None:
             process.kill()

@@ -106,3 +106,41 @@ async def test_renaming_forwards_on_every_reconnect_cannot_use_up_the_port_range
 
     restarted = await make_relay(port_range=(low, high))
     assert restarted.store.state.ports_in_use() == held_by_renamer | others_ports
+
+
+async def test_a_device_back_on_its_remembered_port_costs_no_look_at_every_port_in_use(make_relay, camera, make_client):
+    # After a restart a thousand devices reconnect at once; each asking the store for the
+    # set of every device's ports made that quadratic (and a query each with PostgreSQL).
+    low, high = free_port_range(4)
+    relay = await make_relay(port_range=(low, high))
+    cam = await camera()
+    device, _ = relay.register_device(2101)
+    rtsp = Forward("rtsp", "tcp", "127.0.0.1", cam.port)
+    client = make_client(spec_for(device.access_token, rtsp))
+    await tunnel_up(client, relay, 2101)
+    port = relay.tunnel(2101).ports["rtsp"]
+    await client.stop()
+    await relay.close()
+
+    restarted = await make_relay(port=relay.port, port_range=(low, high))
+    asked = []
+    ports_in_use = restarted.store.ports_in_use
+
+    async def counted():
+        asked.append(1)
+        return await ports_in_use()
+
+    restarted.store.ports_in_use = counted
+    client = make_client(spec_for(device.access_token, rtsp))
+    await tunnel_up(client, restarted, 2101)
+    assert restarted.tunnel(2101).ports["rtsp"] == port and not asked
+
+    # A remembered port someone else has taken meanwhile: the ports in use are asked for then.
+    await client.stop()
+    await wait_until(lambda: restarted.tunnel(2101) is None, what="the tunnel to close")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        client = make_client(spec_for(device.access_token, rtsp))
+        await tunnel_up(client, restarted, 2101)
+        assert restarted.tunnel(2101).ports["rtsp"] != port and asked

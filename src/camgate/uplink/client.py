@@ -70,11 +70,13 @@ class ClientStatus:
 
 
 class _Retry(Exception):
-    """This attempt failed; try again after a backoff. ``refused``: no one listened."""
+    """This attempt failed; try again after a backoff. ``refused``: no one listened;
+    ``skipped``: not even tried, as another tunnel was refused there just now."""
 
-    def __init__(self, reason: str, refused: bool = False) -> None:
+    def __init__(self, reason: str, refused: bool = False, skipped: bool = False) -> None:
         super().__init__(reason)
         self.refused = refused
+        self.skipped = skipped
 
 
 class _NotProvisioned(Exception):
@@ -197,6 +199,7 @@ class TunnelClient:
         slow_since: float | None = None
         last_loss: float | None = None
         while True:
+            quiet = False
             try:
                 token = await self._get_token(http)
                 domain, path = await self._find_endpoint(http, token)
@@ -216,7 +219,14 @@ class TunnelClient:
                 if delay is None:
                     failures += 1
                     delay = self._backoff.delay(failures)
-                self._set(TunnelState.CONNECTING, str(exc), delay)
+                # A try not made changes nothing to report: while a relay restarts, an
+                # agent's thousand tunnels skip a few thousand tries, and a status pushed
+                # (and a line logged) for each took CPU the restarting relay wanted.
+                quiet = exc.skipped
+                if quiet:
+                    self._status = replace(self._status, retry_at=time.time() + delay)
+                else:
+                    self._set(TunnelState.CONNECTING, str(exc), delay)
             except (_NotProvisioned, _Fatal) as exc:
                 if isinstance(exc, _Fatal) and not exc.slow:
                     self._set(TunnelState.FAILED, str(exc))
@@ -232,7 +242,8 @@ class TunnelClient:
                 failures += 1
                 delay = self._backoff.delay(failures)
                 self._set(TunnelState.CONNECTING, f"unexpected error: {type(exc).__name__}", delay)
-            log.info("%s: %s; next attempt in %.1fs", self._label, self._status.reason, delay)
+            if not quiet:
+                log.info("%s: %s; next attempt in %.1fs", self._label, self._status.reason, delay)
             await asyncio.sleep(delay)
 
     async def _get_token(self, http: aiohttp.ClientSession) -> AccessToken:
@@ -253,6 +264,7 @@ class TunnelClient:
 
     async def _provision(self, http: aiohttp.ClientSession) -> str:
         url = self.spec.provisioning_url.rstrip("/") + "/v1/token"
+        _skip_if_just_refused(url, "provisioning service")
         self._set(TunnelState.CONNECTING, "provisioning")
         def check(status: int) -> None:
             if status == 401:
@@ -280,7 +292,6 @@ class TunnelClient:
     async def _get_json(self, http: aiohttp.ClientSession, url: str, peer: str, check, tls: bool, **request) -> object:
         """GET ``url`` and its JSON body; ``check(status)`` raises for the statuses that
         mean something; a network failure or a body that is not JSON is a _Retry."""
-        _skip_if_just_refused(url, peer)
         try:
             async with http.get(url, ssl=self._ssl(tls), timeout=aiohttp.ClientTimeout(total=self._http_timeout),
                                 **request) as resp:
@@ -297,6 +308,7 @@ class TunnelClient:
         if not uplink:
             raise _Fatal("the token names no uplink and none is configured")
         url = f"{self._scheme('https', 'http')}://{_with_port(uplink, self._default_port)}/api/ws-endpoint"
+        _skip_if_just_refused(url, "relay")
         self._set(TunnelState.CONNECTING, "finding the relay")
         def check(status: int) -> None:
             if status == 403:
@@ -316,8 +328,8 @@ class TunnelClient:
         how it ended. A tunnel the relay refuses (or that fails before it is up) is a
         _Retry; one that was up and is gone, however it went, a loss."""
         url = f"{self._scheme('wss', 'ws')}://{_with_port(domain, self._default_port)}{path}"
-        self._set(TunnelState.CONNECTING, "opening the tunnel")
         _skip_if_just_refused(url, "relay")
+        self._set(TunnelState.CONNECTING, "opening the tunnel")
         try:
             ws = await http.ws_connect(
                 url,
@@ -452,7 +464,7 @@ def _address(url: str) -> str:
 def _skip_if_just_refused(url: str, peer: str) -> None:
     """A try not made: another tunnel of this process was refused there a moment ago."""
     if _RECENTLY_REFUSED.just_refused(_address(url), time.monotonic()):
-        raise _Retry(f"{peer} unreachable: it refused a connection just now", refused=True)
+        raise _Retry(f"{peer} unreachable: it refused a connection just now", refused=True, skipped=True)
 
 
 def _unreachable(url: str, peer: str, exc: BaseException) -> _Retry:

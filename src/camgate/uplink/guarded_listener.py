@@ -19,6 +19,7 @@ import socket
 from aiohttp import web
 
 from .connection_guard import ConnectionGuard
+from .listen_sockets import listening_sockets
 
 log = logging.getLogger(__name__)
 
@@ -30,32 +31,6 @@ ACCEPT_BATCH = 16  # connections accepted before the loop serves them
 BACKLOG = 4096
 RETRY_WITHOUT_DESCRIPTORS_S = 1.0
 _OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-async def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Bound, listening, non-blocking sockets for ``host`` (every address it names;
-    "" or None for every interface), as asyncio's create_server would make them."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # the IPv4 socket takes IPv4
-            try:
-                sock.bind(address)
-            except OSError as error:
-                raise OSError(error.errno, f"cannot listen on {address[0]}:{address[1]}: {error.strerror}") from None
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 class GuardedListener:

@@ -1,8 +1,8 @@
-"""Which public port a relay tries next for a forward.
+"""Which public port a relay tries next for a forward whose remembered port (the relay
+tries that itself first) cannot be had.
 
-The device's remembered port first; then the range's ports that no device holds and no
-other tunnel of this relay is binding at this moment, from just past the last port
-handed out. Starting each search from the bottom of the range, as the relay first did,
+The range's ports that no device holds and no other tunnel of this relay is binding at
+this moment, from just past the last port handed out. Starting each search from the bottom of the range, as the relay first did,
 made tunnels that connect together try the same ports: each bind is a step of the event
 loop, so hundreds of them chased each other up the range, and 500 devices connecting at
 once took more than a minute to get their ports.
@@ -19,10 +19,8 @@ class PortPicker:
         self.binding: set[int] = set()  # ports a tunnel of this relay is trying right now
         self._next = port_range[0] if port_range else 0
 
-    def candidates(self, remembered: int | None, taken: set[int]) -> Iterator[int]:
+    def candidates(self, taken: set[int]) -> Iterator[int]:
         """Ports to try in turn (0: any ephemeral port, when there is no range)."""
-        if remembered is not None:
-            yield remembered
         if self.port_range is None:
             yield 0
             return

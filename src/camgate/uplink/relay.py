@@ -33,9 +33,11 @@ from camgate import event_loop
 from camgate.log_rate import limit_repeated_errors
 from camgate.process_limits import raise_open_files_limit
 
+from . import collector
 from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
 from .heap import HeapTrimmer
+from .listen_sockets import PublicListeners
 from .connection import Role, TunnelConnection
 from .enrollment import ENROLLMENT_HEADER, presents_secret
 from .port_picker import PortPicker
@@ -77,6 +79,7 @@ class RelayServer:
         self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
         self.ports = PortPicker(config.port_range)
+        self.public_listeners = PublicListeners(config.host)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.admin = RelayAdminApi(self, config.admin_token)
@@ -454,33 +457,49 @@ class RelayServer:
     async def _bind_forward(
         self, tunnel: RelayTunnel, index: int, forward: Forward
     ) -> tuple[asyncio.Server, int] | None:
-        """A listener for ``forward`` and its port; None when no port could be bound."""
-        loop = asyncio.get_running_loop()
+        """A listener for ``forward`` and its port; None when no port could be bound.
+
+        The device's remembered port first; the ports in use are asked for only when that
+        one cannot be had. Asked for each bind, the set of every device's ports took the
+        relay 0.1 s of CPU in all when a thousand devices reconnected after a restart
+        (bench/recovery.py's profile), and costs a query each with a shared store."""
         remembered = await self.store.port_for(tunnel.camid, forward.name)
+        if remembered is not None:
+            bound = await self._listen_for(tunnel, index, forward, remembered, remembered)
+            if bound is not None:
+                return bound
         taken = await self.store.ports_in_use()
-        for port in self.ports.candidates(remembered, taken):
-            self.ports.binding.add(port)
-            try:
-                try:
-                    server = await loop.create_server(
-                        lambda: tunnel.session.viewer_protocol(index), self.config.host, port, reuse_address=True
-                    )
-                except OSError as exc:
-                    if port == remembered:
-                        log.warning(
-                            "relay camid %d: forward %s cannot keep port %d (%s); picking another",
-                            tunnel.camid, forward.name, port, exc.strerror,
-                        )
-                    continue
-                # Asked only for an ephemeral port: uvloop keeps the socket objects that
-                # .sockets makes, 0.2 KiB a listener for the life of the tunnel.
-                bound = port or server.sockets[0].getsockname()[1]
-                if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
-                    return server, bound
-                server.close()  # leased meanwhile to another device of this node
-            finally:
-                self.ports.binding.discard(port)
+        for port in self.ports.candidates(taken):
+            bound = await self._listen_for(tunnel, index, forward, port, remembered)
+            if bound is not None:
+                return bound
         return None
+
+    async def _listen_for(
+        self, tunnel: RelayTunnel, index: int, forward: Forward, port: int, remembered: int | None
+    ) -> tuple[asyncio.Server, int] | None:
+        """A listener for ``forward`` on ``port`` (0: an ephemeral one) and its port; None
+        when that port cannot be bound, or was leased meanwhile to another device."""
+        self.ports.binding.add(port)
+        try:
+            try:
+                server = await self.public_listeners.listen(lambda: tunnel.session.viewer_protocol(index), port)
+            except OSError as exc:
+                if port == remembered:
+                    log.warning(
+                        "relay camid %d: forward %s cannot keep port %d (%s); picking another",
+                        tunnel.camid, forward.name, port, exc.strerror,
+                    )
+                return None
+            # Asked only for an ephemeral port: uvloop keeps the socket objects that
+            # .sockets makes, 0.2 KiB a listener for the life of the tunnel.
+            bound = port or server.sockets[0].getsockname()[1]
+            if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
+                return server, bound
+            server.close()  # leased meanwhile to another device of this node
+            return None
+        finally:
+            self.ports.binding.discard(port)
 
 
 async def start_relay(config: RelayConfig) -> RelayServer:
@@ -494,6 +513,7 @@ def run_relay(config: RelayConfig) -> None:
 
     async def main() -> None:
         limit_repeated_errors()
+        collector.settle()  # its modules loaded: their objects are the process's for good
         server = await start_relay(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
