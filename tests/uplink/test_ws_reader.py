@@ -197,3 +197,15 @@ def test_a_small_frame_cut_short_waits_in_the_reader_for_its_end():
     assert read_in_pieces(reader, data[:-1], [1 << 20]) == []
     assert len(reader.get_buffer(-1)) == STAGING_SIZE - (len(data) - 1)  # its start is kept in front
     assert as_pairs(read_in_pieces(reader, data[-1:], [1])) == [(WSMsgType.BINARY, b"z" * (DIRECT_FROM - 1))]
+
+
+def test_a_read_has_room_for_several_64_kib_frames_and_more():
+    # uvloop reads again whenever a read filled the buffer it offered: the frames a relay
+    # gets (64 KiB payloads) come whole in one read that leaves room over.
+    sent = [(WSMsgType.BINARY, os.urandom(65536 + 3)) for _ in range(3)]
+    data = aiohttp_frames(sent, masked=True)
+    reader = FrameReader(MAX)
+    room = reader.get_buffer(-1)
+    assert len(room) > len(data)
+    room[: len(data)] = data
+    assert as_pairs(reader.buffer_updated(len(data))) == sent

@@ -6,9 +6,14 @@ A :class:`FrameReader` is fed the way asyncio's BufferedProtocol is: :meth:`get_
 where the next bytes go, :meth:`buffer_updated` says how many came and returns the messages
 they complete. The socket's bytes land
 
-- in a small staging buffer, shared by every reader of the thread, when a read may hold
+- in a staging buffer, shared by every reader of the thread, when a read may hold
   several frames: each payload is copied out of it once, and what is left of a frame
-  that is not whole yet is kept (a few bytes, or one small frame);
+  that is not whole yet is kept (a few bytes, or one small frame). It is large (256 KiB,
+  four 64 KiB frames) so that what the socket holds usually comes in one read that
+  leaves room over: uvloop (libuv) reads again whenever a read filled the buffer it
+  was offered, and with a 16 KiB buffer a relay made three reads of each 64 KiB frame
+  (one of them finding nothing); now a read carries one frame or more. Copying a frame
+  costs less than a read;
 - straight in a frame's own payload buffer once its header is read, when the frame is
   ``DIRECT_FROM`` bytes or more and not whole yet: the rest of it is not copied at all.
   Past ``DIRECT_UP_TO`` (the largest D frame camgate sends) the buffer grows with what
@@ -37,7 +42,7 @@ try:  # aiohttp's masking, in C when compiled (see ws_frames.py)
 except ImportError:  # pragma: no cover - a later aiohttp moved it
     websocket_mask = None
 
-STAGING_SIZE = 16 * 1024
+STAGING_SIZE = 256 * 1024  # see the module's docstring: whole frames, and room over
 DIRECT_FROM = 1024
 DIRECT_UP_TO = 256 * 1024 + 3
 
