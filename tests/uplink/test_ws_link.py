@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import replace
+from itertools import accumulate
 
 import aiohttp
 import pytest
@@ -16,6 +17,7 @@ from aiohttp import WSMsgType
 from camgate.uplink.client import TunnelClient
 from camgate.uplink.protocol import SUBPROTOCOL, Forward, build_hello
 from camgate.uplink.relay import TUNNEL_PATH, start_relay
+from camgate.uplink.ws_frames import frame_header
 from camgate.uplink.ws_link import WebSocketLink
 
 from .loopback import FAST_BACKOFF, Camera, spec_for, tunnel_up, wait_until
@@ -97,3 +99,72 @@ async def test_a_frame_that_breaks_rfc_6455_closes_the_tunnel_with_1002(make_rel
     finally:
         await ws.close()
         await http.close()
+
+
+class _CountingLink(WebSocketLink):
+    """A link that counts the bytes it read, and the reads that went on past the end of
+    a frame read straight into its own buffer."""
+
+    received = past_end = 0
+
+    def buffer_updated(self, nbytes: int) -> None:
+        reader = self._reader
+        if reader._frame is not None and not reader._growing and reader._filled + nbytes > reader._frame_size:
+            self.past_end += 1
+        self.received += nbytes
+        super().buffer_updated(nbytes)
+
+
+class _Connection(asyncio.Protocol):
+    """aiohttp's protocol's place: a link takes the connection over as it is made."""
+
+    def __init__(self, links: list) -> None:
+        self.links = links
+
+    def connection_made(self, transport) -> None:
+        transport.pause_reading()
+        link = _CountingLink(transport, self, masked=False, max_message=1 << 20, close_timeout=1.0)
+        transport.set_protocol(link)
+        transport.resume_reading()
+        self.links.append(link)
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_reads_that_end_past_a_large_frame_bring_the_next_frames_on_both_loops(loop_factory):
+    # A large frame's rest is read into its own buffer with room past its end: the
+    # loop's buffer is still held while the link parses what landed there.
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(send_cut_past_frame_ends())
+
+
+async def send_cut_past_frame_ends() -> None:
+    sent = [os.urandom(70_000), b"small", os.urandom(3000), os.urandom(65539), b"end"]
+    frames = [frame_header(len(payload), b"mask") + mask(payload, b"mask") for payload in sent]
+    data, cuts = b"".join(frames), []
+    for start, end in zip(accumulate([0] + [len(f) for f in frames]), accumulate(len(f) for f in frames)):
+        if end - start > 1000:  # a large frame's start alone, then its rest and what follows
+            cuts += [start + 600, min(end + 20, len(data) - 1)]
+    links: list = []
+    got: list = []
+    server = await asyncio.get_running_loop().create_server(lambda: _Connection(links), "127.0.0.1", 0)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        await wait_until(lambda: links, what="the connection")
+        link = links[0]
+        link.set_receiver(lambda message: got.append(bytes(message.data)) or True)
+        for start, end in zip([0] + cuts, cuts + [len(data)]):
+            writer.write(data[start:end])
+            await wait_until(lambda: link.received == end, what="the link to read what was sent")
+        assert got == sent
+        assert link.past_end >= 1
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+def mask(payload: bytes, key: bytes) -> bytes:
+    return bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))

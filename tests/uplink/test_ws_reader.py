@@ -4,6 +4,7 @@ it: frames aiohttp writes, cut anywhere, masked or not; and everything it must r
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import struct
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.http_websocket import WebSocketWriter
 
-from camgate.uplink.ws_reader import DIRECT_FROM, DIRECT_UP_TO, STAGING_SIZE, FrameReader, WebSocketProtocolError
+from camgate.uplink.ws_reader import DIRECT_FROM, DIRECT_UP_TO, STAGING_SIZE, TAIL, FrameReader, WebSocketProtocolError
 
 from .test_ws_frames import Protocol, Recorder
 
@@ -64,7 +65,7 @@ def read_in_pieces(reader: FrameReader, data: bytes, sizes) -> list:
 
 
 def as_pairs(messages) -> list:
-    return [(m.type, bytes(m.data) if isinstance(m.data, (bytes, bytearray)) else m.data) for m in messages]
+    return [(m.type, bytes(m.data) if isinstance(m.data, (bytes, bytearray, memoryview)) else m.data) for m in messages]
 
 
 SIZES = [0, 1, 125, 126, 1023, 1024, 65535, 65536, 200_000, DIRECT_UP_TO + 1, 300_000]
@@ -105,11 +106,11 @@ def test_a_large_frame_is_read_into_its_own_buffer_and_handed_over_as_it_is():
     staging[:200] = data[:200]
     assert reader.buffer_updated(200) == []
     room = reader.get_buffer(-1)
-    assert room.obj is not staging.obj and len(room) == len(data) - 200  # the rest goes straight there
-    room[:] = data[200:]
-    [message] = reader.buffer_updated(len(room))
+    assert room.obj is not staging.obj and len(room) == len(data) - 200 + TAIL  # the rest goes straight there
+    room[: len(data) - 200] = data[200:]
+    [message] = reader.buffer_updated(len(data) - 200)
     assert message.type == WSMsgType.BINARY and message.data == payload
-    assert message.data is room.obj  # unmasked in place: the payload was never copied
+    assert message.data.obj is room.obj  # unmasked in place: the payload was never copied
     assert len(reader.get_buffer(-1)) == STAGING_SIZE  # and the next frame starts in staging again
 
 
@@ -197,3 +198,49 @@ def test_a_small_frame_cut_short_waits_in_the_reader_for_its_end():
     assert read_in_pieces(reader, data[:-1], [1 << 20]) == []
     assert len(reader.get_buffer(-1)) == STAGING_SIZE - (len(data) - 1)  # its start is kept in front
     assert as_pairs(read_in_pieces(reader, data[-1:], [1])) == [(WSMsgType.BINARY, b"z" * (DIRECT_FROM - 1))]
+
+
+def test_a_read_has_room_for_several_64_kib_frames_and_more():
+    # uvloop reads again whenever a read filled the buffer it offered: the frames a relay
+    # gets (64 KiB payloads) come whole in one read that leaves room over.
+    sent = [(WSMsgType.BINARY, os.urandom(65536 + 3)) for _ in range(3)]
+    data = aiohttp_frames(sent, masked=True)
+    reader = FrameReader(MAX)
+    room = reader.get_buffer(-1)
+    assert len(room) > len(data)
+    room[: len(data)] = data
+    assert as_pairs(reader.buffer_updated(len(data))) == sent
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("past", [1, 5, 14, 300, TAIL])
+def test_a_read_that_ends_a_direct_frame_may_bring_the_next_frames_start(masked, past):
+    # The read that ends a frame read straight into its buffer has TAIL bytes of room
+    # more: what lands there (a header cut anywhere, small frames, a large frame's
+    # start) is parsed as the next frames' bytes.
+    sent = [(WSMsgType.BINARY, os.urandom(70_000)), (WSMsgType.PING, b"p"), (WSMsgType.BINARY, os.urandom(5)),
+            (WSMsgType.BINARY, os.urandom(3000)), (WSMsgType.TEXT, "é".encode() * 700),
+            (WSMsgType.BINARY, os.urandom(65539)), (WSMsgType.BINARY, os.urandom(1024))]
+    pieces = [aiohttp_frames([message], masked, seed=n) for n, message in enumerate(sent)]
+    data, ends = b"".join(pieces), list(itertools.accumulate(len(piece) for piece in pieces))
+    reader, got, pos, view = FrameReader(MAX), [], 0, memoryview(data)
+    while pos < len(data):
+        room = reader.get_buffer(-1)
+        if room.obj is reader._staging:
+            size = 700  # large frames are cut: their rest goes straight into their buffer
+        else:  # ends ``past`` bytes past the end of the frame it completes
+            size = next(end for end in ends if end > pos) - pos + past
+        size = min(size, len(room), len(data) - pos)
+        room[:size] = view[pos : pos + size]
+        pos += size
+        got += reader.buffer_updated(size)
+    expected = [(t, p.decode() if t == WSMsgType.TEXT else p) for t, p in sent]
+    assert as_pairs(got) == expected
+
+
+def test_a_direct_frame_read_to_its_end_leaves_room_so_the_read_is_short():
+    data = frame(2, os.urandom(65539), mask=b"abcd")
+    reader = FrameReader(MAX)
+    assert read_in_pieces(reader, data[:5000], [5000]) == []
+    room = reader.get_buffer(-1)
+    assert len(room) > len(data) - 5000  # uvloop then does not read again to find nothing

@@ -132,7 +132,7 @@ class TunnelConnection:
             self._flow_on(events)
         return events
 
-    def receive_binary(self, data: bytes | bytearray) -> Sequence[Event]:
+    def receive_binary(self, data: bytes | bytearray | memoryview) -> Sequence[Event]:
         """A BINARY message from the peer. Its buffer must not change afterwards: a D
         payload is passed on as a view of it, not copied."""
         if len(data) > 3 and data[0] == 0x44:  # a D frame: nearly every message, decoded here

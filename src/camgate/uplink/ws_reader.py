@@ -6,11 +6,20 @@ A :class:`FrameReader` is fed the way asyncio's BufferedProtocol is: :meth:`get_
 where the next bytes go, :meth:`buffer_updated` says how many came and returns the messages
 they complete. The socket's bytes land
 
-- in a small staging buffer, shared by every reader of the thread, when a read may hold
+- in a staging buffer, shared by every reader of the thread, when a read may hold
   several frames: each payload is copied out of it once, and what is left of a frame
-  that is not whole yet is kept (a few bytes, or one small frame);
+  that is not whole yet is kept (a few bytes, or one small frame). It is large (256 KiB,
+  four 64 KiB frames) so that what the socket holds usually comes in one read that
+  leaves room over: uvloop (libuv) reads again whenever a read filled the buffer it
+  was offered, and with a 16 KiB buffer a relay made three reads of each 64 KiB frame
+  (one of them finding nothing); now a read carries one frame or more. Copying a frame
+  costs less than a read;
 - straight in a frame's own payload buffer once its header is read, when the frame is
   ``DIRECT_FROM`` bytes or more and not whole yet: the rest of it is not copied at all.
+  The buffer has ``TAIL`` bytes of room past the payload, for the start of what follows:
+  a read that ends the frame is then short unless more is already there, and uvloop
+  does not read again only to find nothing. What lands there is parsed as a staging
+  read's bytes would be (a few bytes copied), and the message is a view of the payload.
   Past ``DIRECT_UP_TO`` (the largest D frame camgate sends) the buffer grows with what
   arrives instead, through the staging buffer: a header alone never makes the reader
   take more memory than the bytes it has received, as with aiohttp's reader.
@@ -37,9 +46,10 @@ try:  # aiohttp's masking, in C when compiled (see ws_frames.py)
 except ImportError:  # pragma: no cover - a later aiohttp moved it
     websocket_mask = None
 
-STAGING_SIZE = 16 * 1024
+STAGING_SIZE = 256 * 1024  # see the module's docstring: whole frames, and room over
 DIRECT_FROM = 1024
 DIRECT_UP_TO = 256 * 1024 + 3
+TAIL = 1024  # room past a direct frame's payload (see the module's docstring); over a header
 
 _CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _OPCODES = {_CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG}
@@ -76,9 +86,9 @@ def shared_staging() -> bytearray:
 
 class FrameReader:
     """Parses one connection's WebSocket frames into aiohttp ``WSMessage`` tuples:
-    BINARY (a bytes or bytearray payload), TEXT (str), PING and PONG (bytes), and CLOSE
-    (its code, 0 when it has none, and its reason as ``extra``). After a CLOSE, or an
-    error, whatever else arrives is ignored."""
+    BINARY (a bytes or bytearray payload, or a memoryview of one), TEXT (str), PING and
+    PONG (bytes), and CLOSE (its code, 0 when it has none, and its reason as ``extra``).
+    After a CLOSE, or an error, whatever else arrives is ignored."""
 
     def __init__(self, max_message: int, staging: bytearray | None = None) -> None:
         if websocket_mask is None:  # pragma: no cover - see ws_link.take_over
@@ -91,7 +101,7 @@ class FrameReader:
         # A frame read straight into its own buffer: the payload so far, and its header.
         self._frame: bytearray | None = None
         self._filled = 0
-        self._frame_size = 0  # a growing frame's (one over DIRECT_UP_TO)
+        self._frame_size = 0  # its payload's (the buffer is larger: see TAIL)
         self._growing = False
         self._frame_fin = True
         self._frame_opcode = 0
@@ -130,16 +140,26 @@ class FrameReader:
             frame += memoryview(self._staging)[:used]
             if len(frame) < self._frame_size:
                 return NOTHING
-        else:
-            self._filled += size
-            if self._filled < len(frame):
-                return NOTHING
-        self._frame, self._growing = None, False
+            self._frame, self._growing = None, False
+            if self._frame_mask:
+                websocket_mask(self._frame_mask, frame)
+            self._frame_done(out, self._frame_fin, self._frame_opcode, frame)
+            if used < size:  # the read went on into the next frames
+                out += self._parse(memoryview(self._staging), used, size)
+            return out
+        filled = self._filled = self._filled + size
+        length = self._frame_size
+        if filled < length:
+            return NOTHING
+        self._frame = None
+        # What came past the payload (into TAIL) is the next frames' start: taken out
+        # before unmasking, which runs over the whole buffer.
+        after = bytes(memoryview(frame)[length:filled]) if filled > length else b""
         if self._frame_mask:
             websocket_mask(self._frame_mask, frame)
-        self._frame_done(out, self._frame_fin, self._frame_opcode, frame)
-        if used < size:  # a growing frame's read went on into the next frames
-            out += self._parse(memoryview(self._staging), used, size)
+        self._frame_done(out, self._frame_fin, self._frame_opcode, memoryview(frame)[:length])
+        if after:
+            out += self._parse(memoryview(after), 0, len(after))
         return out
 
     def feed(self, data: bytes) -> list[WSMessage]:
@@ -202,9 +222,9 @@ class FrameReader:
             if length < DIRECT_FROM:
                 break  # kept in _rest, whole header and all
             if length <= DIRECT_UP_TO:  # the rest of this frame goes straight into its own buffer
-                frame = bytearray(length)
+                frame = bytearray(length + TAIL)
                 frame[: end - start] = view[start:end]
-                self._frame, self._filled = frame, end - start
+                self._frame, self._filled, self._frame_size = frame, end - start, length
             else:
                 self._frame, self._frame_size, self._growing = bytearray(view[start:end]), length, True
             self._frame_fin, self._frame_opcode, self._frame_mask = bool(fin), opcode, mask
@@ -237,7 +257,7 @@ class FrameReader:
             return
         if opcode == _TEXT:
             try:
-                text = payload.decode("utf-8")
+                text = str(payload, "utf-8")  # a direct frame's is a view
             except UnicodeDecodeError:
                 raise self._fail(1007, "Invalid UTF-8 text message") from None
             out.append(_new_message(WSMessage, (WSMsgType.TEXT, text, None)))
