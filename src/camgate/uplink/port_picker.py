@@ -2,10 +2,11 @@
 tries that itself first) cannot be had.
 
 The range's ports that no device holds and no other tunnel of this relay is binding at
-this moment, from just past the last port handed out. Starting each search from the bottom of the range, as the relay first did,
-made tunnels that connect together try the same ports: each bind is a step of the event
-loop, so hundreds of them chased each other up the range, and 500 devices connecting at
-once took more than a minute to get their ports.
+this moment, from just past the last port handed out. Starting each search from the
+bottom of the range, as the relay first did, made tunnels that connect together try the
+same ports: each bind is a step of the event loop, so hundreds of them chased each other
+up the range, and 500 devices connecting at once took more than a minute to get their
+ports.
 """
 
 from __future__ import annotations
