@@ -37,15 +37,14 @@ from . import collector
 from .connection_guard import ConnectionGuard
 from .guarded_listener import GuardedSite
 from .heap import HeapTrimmer
-from .listen_sockets import PublicListeners
 from .connection import Role, TunnelConnection
 from .enrollment import ENROLLMENT_HEADER, presents_secret
-from .port_picker import PortPicker
-from .protocol import SUBPROTOCOL, Forward, ProtocolError, PublicEndpoint
+from .protocol import SUBPROTOCOL, ProtocolError, PublicEndpoint
 from .relay_admin import RelayAdminApi
 from .relay_config import RelayConfig, _host_port
 from .relay_http import header, json_error, store_unavailable_middleware
 from .relay_metrics import RelayMetrics
+from .public_ports import PublicPorts
 from .relay_node import NodeKeeper
 from .relay_tunnel import HELLO_TIMEOUT, DeviceLocks, RelayTunnel, receive_hello
 from .ws_link import WebSocketLink
@@ -78,8 +77,7 @@ class RelayServer:
         self._carrying: set[asyncio.Task[None]] = set()  # tunnels aiohttp has let go of (_carry_own)
         self.heap = HeapTrimmer()  # after tunnels come or go in numbers, their free heap goes back
         self.guard = ConnectionGuard(config.connections)
-        self.ports = PortPicker(config.port_range)
-        self.public_listeners = PublicListeners(config.host)
+        self.public_ports = PublicPorts(config.host, config.port_range, self.store)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.admin = RelayAdminApi(self, config.admin_token)
@@ -435,7 +433,7 @@ class RelayServer:
             if current is None or current.access_token != device.access_token:
                 return revoked  # re-issued or deleted while we waited
             await self.store.hold_forwards(device.camid, [f.name for f in tunnel.hello.forwards])
-            await self._open_listeners(tunnel)
+            await self.public_ports.open(tunnel)
             claiming[device.camid] = tunnel.proxy_id
             if not await self.store.claim(device.camid, tunnel.proxy_id, self.public_forwards(tunnel)):
                 return revoked
@@ -445,61 +443,6 @@ class RelayServer:
         finally:
             claiming.pop(device.camid, None)
         return None
-
-    async def _open_listeners(self, tunnel: RelayTunnel) -> None:
-        for index, forward in enumerate(tunnel.hello.forwards):
-            bound = await self._bind_forward(tunnel, index, forward)
-            if bound is None:
-                log.error("relay camid %d: no free public port for forward %s", tunnel.camid, forward.name)
-                continue
-            tunnel.listeners[forward.name], tunnel.ports[forward.name] = bound
-
-    async def _bind_forward(
-        self, tunnel: RelayTunnel, index: int, forward: Forward
-    ) -> tuple[asyncio.Server, int] | None:
-        """A listener for ``forward`` and its port; None when no port could be bound.
-
-        The device's remembered port first; the ports in use are asked for only when that
-        one cannot be had. Asked for each bind, the set of every device's ports took the
-        relay 0.1 s of CPU in all when a thousand devices reconnected after a restart
-        (bench/recovery.py's profile), and costs a query each with a shared store."""
-        remembered = await self.store.port_for(tunnel.camid, forward.name)
-        if remembered is not None:
-            bound = await self._listen_for(tunnel, index, forward, remembered, remembered)
-            if bound is not None:
-                return bound
-        taken = await self.store.ports_in_use()
-        for port in self.ports.candidates(taken):
-            bound = await self._listen_for(tunnel, index, forward, port, remembered)
-            if bound is not None:
-                return bound
-        return None
-
-    async def _listen_for(
-        self, tunnel: RelayTunnel, index: int, forward: Forward, port: int, remembered: int | None
-    ) -> tuple[asyncio.Server, int] | None:
-        """A listener for ``forward`` on ``port`` (0: an ephemeral one) and its port; None
-        when that port cannot be bound, or was leased meanwhile to another device."""
-        self.ports.binding.add(port)
-        try:
-            try:
-                server = await self.public_listeners.listen(lambda: tunnel.session.viewer_protocol(index), port)
-            except OSError as exc:
-                if port == remembered:
-                    log.warning(
-                        "relay camid %d: forward %s cannot keep port %d (%s); picking another",
-                        tunnel.camid, forward.name, port, exc.strerror,
-                    )
-                return None
-            # Asked only for an ephemeral port: uvloop keeps the socket objects that
-            # .sockets makes, 0.2 KiB a listener for the life of the tunnel.
-            bound = port or server.sockets[0].getsockname()[1]
-            if bound == remembered or await self.store.assign_port(tunnel.camid, forward.name, bound):
-                return server, bound
-            server.close()  # leased meanwhile to another device of this node
-            return None
-        finally:
-            self.ports.binding.discard(port)
 
 
 async def start_relay(config: RelayConfig) -> RelayServer:
